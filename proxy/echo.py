@@ -22,7 +22,7 @@ async def _echo(request: web.Request) -> web.StreamResponse:
     return web.json_response({
         "method": request.method,
         "path": request.path,
-        "query": request.query_string,
+        "query": request.rel_url.raw_query_string,
         "headers": dict(request.headers),
         "body": head.decode("utf-8", "replace"),
         "body_bytes": size,

@@ -178,6 +178,20 @@ class _Protocol(RequestHandler):
         return resp
 
 
+class _ClosingResponse(web.Response):
+    """A response after which the connection closes at once.
+
+    aiohttp otherwise lingers for up to 10 s reading a request body nobody
+    wants; for a client we just refused for its body, that is a gift.
+    """
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        req = self._req  # cleared by write_eof
+        await super().write_eof(data)
+        if req is not None and isinstance(req.protocol, RequestHandler):
+            req.protocol.force_close()
+
+
 def _new_request_id() -> str:
     return os.urandom(16).hex()
 
@@ -317,12 +331,16 @@ class Gateway:
             if isinstance(proto, _Protocol):
                 proto.busy = False
 
-    def _local(self, request: web.BaseRequest, local: LocalResponse,
-               request_id: str) -> web.Response:
+    def _local(self, request: web.BaseRequest, local: LocalResponse, request_id: str,
+               close: bool = False) -> web.Response:
         headers = CIMultiDict(local.headers)
         headers.setdefault("X-Request-Id", request_id)
         headers.setdefault("Server", SERVER_NAME)
-        return web.Response(status=local.status, body=local.body, headers=headers)
+        cls = _ClosingResponse if close else web.Response
+        resp = cls(status=local.status, body=local.body, headers=headers)
+        if close:
+            resp.force_close()
+        return resp
 
     async def _serve(self, rt: Runtime, request: web.BaseRequest) -> web.StreamResponse:
         limits = rt.loaded.config.limits
@@ -344,9 +362,9 @@ class Gateway:
         if refusal is not None:
             status, message = refusal
             self.metrics.local_errors.labels(str(status)).inc()
-            resp = self._local(request, json_error(status, message, request_id), request_id)
-            if status in (413, 431, 414) and request.body_exists:
-                resp.force_close()  # do not read an unwanted body just to keep the connection
+            # Do not read an unwanted body just to keep the connection.
+            resp = self._local(request, json_error(status, message, request_id), request_id,
+                               close=status in (413, 431, 414) and request.body_exists)
             self._log(None, request, request_id, client_ip, status, time.perf_counter(),
                       error=message)
             return resp
@@ -656,17 +674,14 @@ class Gateway:
     def _fail(self, flow: Flow, status: int, message: str) -> web.Response:
         self.metrics.local_errors.labels(str(status)).inc()
         flow.local_response = json_error(status, message, flow.request_id)
-        resp = self._answer_local(flow)
-        if status in (408, 413):
-            resp.force_close()
-        return resp
+        return self._answer_local(flow, close=status in (400, 408, 413))
 
-    def _answer_local(self, flow: Flow) -> web.Response:
+    def _answer_local(self, flow: Flow, close: bool = False) -> web.Response:
         local = flow.local_response
         assert local is not None
         flow.response_status = local.status
         flow.bytes_out = len(local.body)
-        return self._local(flow.request, local, flow.request_id)
+        return self._local(flow.request, local, flow.request_id, close)
 
     def _log(self, flow: Flow | None, request: web.BaseRequest, request_id: str, client_ip: str,
              status: int, started: float, route: str | None = None,
