@@ -279,23 +279,25 @@ class Config(Model):
             return [ipaddress.ip_network(str(x), strict=False) for x in v]
         return v
 
-    @model_validator(mode="after")
-    def _references(self) -> Config:
-        errors: list[str] = []
+    def reference_issues(self) -> list[tuple[ConfigPath, str]]:
+        """Cross-references pydantic cannot check field by field."""
+        issues: list[tuple[ConfigPath, str]] = []
         seen: set[str] = set()
         for i, route in enumerate(self.routes):
             if route.name in seen:
-                errors.append(f"routes[{i}].name: duplicate route name {route.name!r}")
+                issues.append((("routes", i, "name"), f"duplicate route name {route.name!r}"))
             seen.add(route.name)
             if route.service not in self.services:
-                errors.append(f"routes[{i}].service: unknown service {route.service!r}")
-        names = [c.name for c in self.consumers]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            errors.append(f"consumers: duplicate consumer names {dupes}")
-        if errors:
-            raise ValueError("; ".join(errors))
-        return self
+                known = ", ".join(self.services) or "none defined"
+                issues.append((("routes", i, "service"),
+                               f"unknown service {route.service!r} (known: {known})"))
+        names: set[str] = set()
+        for i, consumer in enumerate(self.consumers):
+            if consumer.name in names:
+                issues.append((("consumers", i, "name"),
+                               f"duplicate consumer name {consumer.name!r}"))
+            names.add(consumer.name)
+        return issues
 
 
 # --------------------------------------------------------------------------
@@ -439,6 +441,9 @@ def parse_config(text: str, source: str = "<config>", base_dir: Path | None = No
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_issues(exc, lines), source) from None
+    refs = config.reference_issues()
+    if refs:
+        raise ConfigError([_issue_for(path, msg, lines) for path, msg in refs], source)
     # Imported here: the plugin registry imports this module for its types.
     from proxy.plugin import resolve_all_plugins
 

@@ -128,7 +128,8 @@ class Supervisor:
             except ConfigError as exc:
                 self.metrics.config_reloads.labels("error").inc()
                 for issue in exc.issues:
-                    log.error("config reload (%s) rejected: %s: %s", origin, exc.source, issue)
+                    log.error("config reload (%s) rejected, still serving the previous one: "
+                              "%s: %s", origin, exc.source, issue)
                 return [str(i) for i in exc.issues]
             assert self.loaded is not None
             if (loaded.config.listeners != self.loaded.config.listeners

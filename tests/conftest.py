@@ -176,15 +176,19 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> 
 class GatewayProcess:
     """``bastion run`` as a real process, with its config in a file the test may rewrite."""
 
-    def __init__(self, config: dict[str, Any], tmp_path: Path, workers: int = 1,
+    def __init__(self, config: dict[str, Any] | None, tmp_path: Path, workers: int = 1,
                  extra_args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
+        """With ``config=None`` the gateway runs on its embedded default config."""
         self.port = free_tcp_port()
         self.admin_port = free_tcp_port()
         self.config_file = tmp_path / "gateway.yaml"
         self.log_file = tmp_path / "gateway.log"
-        self.write_config(config)
+        config_args: list[str] = []
+        if config is not None:
+            self.write_config(config)
+            config_args = ["-c", str(self.config_file)]
         self.args = [
-            sys.executable, "-m", "proxy.cli", "run", "-c", str(self.config_file),
+            sys.executable, "-m", "proxy.cli", "run", *config_args,
             "--listen", f"127.0.0.1:{self.port}", "--admin", f"127.0.0.1:{self.admin_port}",
             "--workers", str(workers), "--watch-interval", "0.1", *extra_args,
         ]
@@ -227,9 +231,13 @@ class GatewayProcess:
         raise RuntimeError(f"gateway not ready after {timeout}s:\n{self.log()}")
 
     def status(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.admin_url + "/readyz", timeout=2) as resp:
-            data: dict[str, Any] = json.load(resp)
-            return data
+        """The supervisor's /readyz document (served with 503 while not ready)."""
+        try:
+            with urllib.request.urlopen(self.admin_url + "/readyz", timeout=2) as resp:
+                data: dict[str, Any] = json.load(resp)
+        except urllib.error.HTTPError as exc:
+            data = json.load(exc)
+        return data
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
@@ -253,7 +261,7 @@ def gateway_process(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
     """Start ``bastion run`` processes: ``gateway_process(config, workers=2)``."""
     started: list[GatewayProcess] = []
 
-    def start(config: dict[str, Any], **kwargs: Any) -> GatewayProcess:
+    def start(config: dict[str, Any] | None, **kwargs: Any) -> GatewayProcess:
         sub = tmp_path / f"gw{len(started)}"
         sub.mkdir()
         gw = GatewayProcess(config, sub, **kwargs)
