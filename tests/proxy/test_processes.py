@@ -178,8 +178,8 @@ async def test_twenty_reloads_under_load_lose_no_request(
         async with http.get(gw.url + "/probe") as resp:
             return resp.headers.get("X-Config-Version", "?")
 
-    async def wait_version(version: str, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_version(version: str) -> None:
+        deadline = time.monotonic() + 10
         while await current_version() != version:
             assert time.monotonic() < deadline, f"version {version} never went live"
             await asyncio.sleep(0.05)

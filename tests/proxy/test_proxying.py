@@ -128,6 +128,7 @@ async def test_hop_by_hop_headers_are_stripped_both_ways(
         b"TE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\nProxy-Authorization: Basic eDp5\r\n"
         b"Proxy-Connection: keep-alive\r\nX-End-To-End: kept\r\n\r\n"))
     status, headers, body = parse_response(raw)
+    assert body.endswith(b"ok")
     assert status == 200
     lowered = {k.lower() for k in seen}
     for name in ("x-client-hop", "keep-alive", "te", "trailer", "upgrade",
