@@ -56,7 +56,7 @@ class Flow:
         "_states", "bytes_in", "bytes_out", "client_ip", "consumer", "credential_id",
         "decisions", "endpoint", "local_response", "method", "path", "query_string", "request",
         "request_headers", "request_id", "response_body_limit", "response_body_overflow",
-        "response_headers", "response_status", "route", "started", "upstream_duration",
+        "response_headers", "response_started", "response_status", "route", "started", "upstream_duration",
         "upstream_path", "upstream_started",
     )
 
@@ -76,6 +76,8 @@ class Flow:
         self.consumer: Any = None
         self.credential_id: str | None = None
         self.response_status: int = 0
+        # Set once response headers are on the wire: no status can change after.
+        self.response_started = False
         self.response_headers: CIMultiDict[str] = CIMultiDict()
         self.response_body_limit: int | None = None
         self.response_body_overflow: Literal["reject", "truncate"] = "truncate"

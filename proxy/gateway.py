@@ -376,6 +376,11 @@ class Gateway:
         flow.route = route
         try:
             return await self._proxy(flow, route, limits)
+        except Exception:
+            if flow.response_started:
+                raise  # too late for a status; aiohttp drops the connection
+            log.exception("request %s failed inside the gateway", request_id)
+            return self._fail(flow, 500, "internal error")
         finally:
             await route.chain.done(flow)
             for d in flow.decisions:
@@ -418,6 +423,15 @@ class Gateway:
 
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(flow, route)
+
+        # Expect is answered hop by hop: only now, with the plugins' consent,
+        # does the client get to send its body.
+        expect = flow.request_headers.popall("Expect", None)
+        if expect is not None:
+            if expect[0].lower() != "100-continue":
+                return self._fail(flow, 417, f"unsupported expectation {expect[0]!r}")
+            if request.version >= (1, 1) and request.body_exists:
+                await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
         reader = _BodyReader(request, limits.max_body_bytes, limits.client_body_timeout)
         make_body: Callable[[], Any]
@@ -556,6 +570,7 @@ class Gateway:
                                      headers=out_headers)
             if has_body and "Content-Length" not in out_headers and request.version >= (1, 1):
                 out.enable_chunked_encoding()
+            flow.response_started = True
             await out.prepare(request)
             if has_body:
                 content = upstream.content
@@ -613,6 +628,7 @@ class Gateway:
             return web.Response(status=flow.response_status, body=body, headers=headers)
         out = web.StreamResponse(status=flow.response_status, headers=headers)
         out.enable_chunked_encoding()
+        flow.response_started = True
         await out.prepare(flow.request)
         for part in (body, extra):
             flow.bytes_out += len(part)
@@ -650,6 +666,7 @@ class Gateway:
         client = web.WebSocketResponse(
             protocols=(upstream.protocol,) if upstream.protocol else (), max_msg_size=0)
         flow.response_status = 101
+        flow.response_started = True
         await client.prepare(flow.request)
 
         async def pump(src: Any, dst: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -529,3 +530,52 @@ async def test_compressed_responses_pass_through_untouched(
     async with http.get(gw.url + "/", headers={"Accept-Encoding": "gzip"}) as resp:
         assert resp.headers["Content-Encoding"] == "gzip"
         assert await resp.read() == blob
+
+
+# --------------------------------------------------------------- access log
+
+
+async def test_access_log_has_one_json_line_per_request(
+        gateway: Start, upstream: Upstream, http: aiohttp.ClientSession,
+        tmp_path: Any) -> None:
+    log_file = tmp_path / "access.log"
+    config = simple_config(await upstream(), access_log={"path": str(log_file)})
+    config["routes"][0]["match"] = {"path_prefix": "/api/"}
+    gw = await gateway(config)
+    async with http.post(gw.url + "/api/items?token=secret", data=b"12345") as resp:
+        rid = resp.headers["X-Request-Id"]
+    async with http.get(gw.url + "/nowhere") as resp:
+        assert resp.status == 404
+    first, second = (json.loads(line) for line in log_file.read_text().splitlines())
+    assert first["request_id"] == rid
+    assert first["method"] == "POST" and first["path"] == "/api/items"
+    assert first["route"] == "all" and first["status"] == 200
+    assert first["client_ip"] == "127.0.0.1"
+    assert first["bytes_in"] == 5 and first["bytes_out"] > 0
+    assert first["upstream"].startswith("http://127.0.0.1:")
+    assert first["duration_ms"] >= first["upstream_ms"] > 0
+    assert "secret" not in json.dumps(first)  # the query string is never logged
+    assert second["status"] == 404 and second["route"] is None
+    assert second["error"] == "no route matches this request"
+
+
+async def test_expect_100_continue_is_answered_by_the_gateway(
+        gateway: Start, upstream: Upstream) -> None:
+    gw = await gateway(simple_config(await upstream()))
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        writer.write(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim.startswith(b"HTTP/1.1 100")
+        writer.write(b"hello")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+        echo = json.loads(await reader.readexactly(length))
+        assert echo["body"] == "hello"
+        assert "Expect" not in echo["headers"]
+    finally:
+        writer.close()
