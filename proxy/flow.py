@@ -56,8 +56,8 @@ class Flow:
         "_states", "bytes_in", "bytes_out", "client_ip", "consumer", "credential_id",
         "decisions", "endpoint", "local_response", "method", "path", "query_string", "request",
         "request_headers", "request_id", "response_body_limit", "response_body_overflow",
-        "response_headers", "response_started", "response_status", "route", "started", "upstream_duration",
-        "upstream_path", "upstream_started",
+        "response_headers", "response_started", "response_status", "route", "started",
+        "upstream_duration", "upstream_path", "upstream_started",
     )
 
     def __init__(self, request: web.BaseRequest, request_id: str, client_ip: str,
