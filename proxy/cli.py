@@ -56,7 +56,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     try:
         loaded = load_config(args.config)
-        asyncio.run(validate_build(loaded, Metrics()))
+        asyncio.run(validate_build(loaded, Metrics(), start=False))
     except ConfigError as exc:
         for issue in exc.issues:
             line = f":{issue.line}" if issue.line else ""

@@ -382,10 +382,12 @@ def _substitute_env(data: Any, path: ConfigPath, env: Mapping[str, str],
             if m.group(0) == "$${":
                 return "${"
             name, default = m.group(1), m.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
+            value = env.get(name)
+            # As in the shell, ${NAME:-default} also covers a set-but-empty NAME.
+            if default is not None and not value:
                 return default
+            if value is not None:
+                return value
             issues.append(ConfigIssue(format_path(path), f"environment variable {name} is not set"))
             return ""
 

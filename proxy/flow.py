@@ -61,14 +61,17 @@ class Flow:
     )
 
     def __init__(self, request: web.BaseRequest, request_id: str, client_ip: str,
-                 request_headers: CIMultiDict[str]) -> None:
+                 request_headers: CIMultiDict[str], path: str, upstream_path: str) -> None:
         self.request = request
         self.request_id = request_id
         self.client_ip = client_ip
         self.method: str = request.method
-        self.path: str = request.path
+        # The normalized, decoded path routing used (``%2F`` stays encoded).
+        self.path = path
         self.query_string: str = request.query_string
-        self.upstream_path: str = request.raw_path
+        # What goes upstream: the normalized path, still percent-encoded, and
+        # the query exactly as received. Plugins may rewrite it.
+        self.upstream_path = upstream_path
         self.request_headers = request_headers
         self.route: Route | None = None
         # Set by authentication: the consumer (its config object) and the id

@@ -29,7 +29,7 @@ from proxy.config import ConfigError, LoadedConfig
 from proxy.flow import Flow, LocalResponse, json_error
 from proxy.forwarding import strip_hop_by_hop
 from proxy.metrics import Metrics
-from proxy.routing import Route
+from proxy.routing import Route, normalize_request_path
 from proxy.runtime import Runtime, build_runtime
 from proxy.upstream import Endpoint, Service
 
@@ -146,8 +146,7 @@ class _Protocol(RequestHandler):
             b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
             b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         self.gateway.metrics.local_errors.labels("408").inc()
-        self.force_close()
-        self.transport.close()
+        self.force_close()  # closes the transport once the 408 is flushed
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_header_timer()
@@ -354,8 +353,9 @@ class Gateway:
 
         refusal = self._check_limits(request, limits)
         route = None
+        path, upstream_path = normalize_request_path(request.raw_path)
         if refusal is None:
-            route = rt.table.match(headers.get("Host", ""), request.path, request.method,
+            route = rt.table.match(headers.get("Host", ""), path, request.method,
                                    headers, lambda: request.query)
             if route is None:
                 refusal = (404, "no route matches this request")
@@ -372,7 +372,7 @@ class Gateway:
         assert route is not None
         up_headers = strip_hop_by_hop(headers)
         self._set_forwarded(request, up_headers, peer, trusted_peer, client_ip, request_id)
-        flow = Flow(request, request_id, client_ip, up_headers)
+        flow = Flow(request, request_id, client_ip, up_headers, path, upstream_path)
         flow.route = route
         try:
             return await self._proxy(flow, route, limits)
@@ -411,6 +411,8 @@ class Gateway:
             up["X-Forwarded-Proto"] = request.scheme
         if not (trusted_peer and "X-Forwarded-Host" in up):
             up["X-Forwarded-Host"] = request.headers.get("Host", "")
+        if not trusted_peer:
+            up.popall("Forwarded", None)  # RFC 7239 claims, as unverifiable as XFF's
         up["X-Real-IP"] = client_ip
         up["X-Request-Id"] = request_id
 
@@ -435,6 +437,9 @@ class Gateway:
 
         reader = _BodyReader(request, limits.max_body_bytes, limits.client_body_timeout)
         make_body: Callable[[], Any]
+        # Whether a failed attempt can be sent again: a body held in memory can;
+        # a stream can only until its first byte is consumed.
+        replayable = True
         if not request.body_exists:
             def make_body() -> Any:
                 return None
@@ -455,6 +460,8 @@ class Gateway:
                 def make_body() -> Any:
                     return body
             else:
+                replayable = False
+
                 async def rest() -> AsyncIterator[bytes]:
                     yield body
                     yield extra
@@ -464,6 +471,7 @@ class Gateway:
                 def make_body() -> Any:
                     return rest()
         elif chain.reads_request_body:
+            replayable = False
             flow.request_headers.popall("Content-Length", None)
 
             async def rewritten() -> AsyncIterator[bytes]:
@@ -480,10 +488,14 @@ class Gateway:
             def make_body() -> Any:
                 return rewritten()
         else:
+            replayable = False
+
             def make_body() -> Any:
                 return reader.stream()
 
-        attempt = await self._send_upstream(flow, route.service, make_body, reader)
+        attempt = await self._send_upstream(flow, route.service, make_body, reader,
+                                            replayable)
+        flow.bytes_in = reader.received
         if flow.local_response is not None:
             return self._answer_local(flow)
         if attempt.response is None:
@@ -492,8 +504,8 @@ class Gateway:
             return self._fail(flow, attempt.error_status, attempt.error_message)
         return await self._respond(flow, route, attempt.response)
 
-    async def _send_upstream(self, flow: Flow, service: Service,
-                             make_body: Callable[[], Any], reader: _BodyReader) -> _Attempt:
+    async def _send_upstream(self, flow: Flow, service: Service, make_body: Callable[[], Any],
+                             reader: _BodyReader, replayable: bool) -> _Attempt:
         retry = service.config.retries
         idempotent = retry.idempotent and flow.method in IDEMPOTENT
         tried: list[Endpoint] = []
@@ -520,8 +532,8 @@ class Gateway:
                 self.metrics.upstream_errors.labels(service.name, kind).inc()
                 if service.report_failure(endpoint):
                     self.metrics.ejections.labels(service.name).inc()
-                replayable = not reader.started
-                may_retry = replayable and (
+                can_resend = replayable or not reader.started
+                may_retry = can_resend and (
                     (kind == "connect" and retry.on_connect_failure) or idempotent)
                 log.info("upstream %s attempt %d to %s failed: %s (%s)", service.name,
                          attempt_no + 1, endpoint.url, kind, exc)
@@ -533,7 +545,7 @@ class Gateway:
             if resp.status in retry.on_status:
                 if service.report_failure(endpoint):
                     self.metrics.ejections.labels(service.name).inc()
-                if idempotent and not reader.started and not last:
+                if idempotent and (replayable or not reader.started) and not last:
                     resp.release()
                     self.metrics.upstream_retries.labels(service.name).inc()
                     continue
@@ -582,25 +594,30 @@ class Gateway:
                         # truncated response, not a complete-looking one.
                         log.info("upstream broke off mid-body: %r", exc)
                         self.metrics.upstream_errors.labels(route.service.name, "body").inc()
-                        assert request.transport is not None
-                        request.transport.close()
+                        self._abort(request)
                         return out
+                    end = not chunk
                     if rewrites:
-                        chunk = await chain.response_body(flow, chunk, not chunk)
+                        # Plugins see every chunk, then one empty end=True call.
+                        chunk = await chain.response_body(flow, chunk, end)
                         if flow.local_response is not None:
                             log.warning("plugin answered after the response started; closing")
-                            assert request.transport is not None
-                            request.transport.close()
+                            self._abort(request)
                             return out
                     if chunk:
                         flow.bytes_out += len(chunk)
                         await out.write(chunk)
-                    elif not rewrites or content.at_eof():
+                    if end:
                         break
             await out.write_eof()
             return out
         finally:
             upstream.release()
+
+    @staticmethod
+    def _abort(request: web.BaseRequest) -> None:
+        if request.transport is not None:
+            request.transport.close()
 
     async def _respond_buffered(self, flow: Flow, chain: Any,
                                 upstream: aiohttp.ClientResponse) -> web.StreamResponse:
@@ -712,13 +729,13 @@ class Gateway:
             "request_id": request_id,
             "client_ip": client_ip,
             "method": request.method,
-            "path": request.path,
+            "path": flow.path if flow is not None else request.path,
             "route": route,
             "status": status,
             "duration_ms": round(duration * 1000, 3),
         }
         if flow is not None:
-            record["bytes_in"] = request.content_length or 0
+            record["bytes_in"] = flow.bytes_in
             record["bytes_out"] = flow.bytes_out
             record["upstream"] = flow.endpoint
             if flow.upstream_duration is not None:

@@ -27,7 +27,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr, ValidationError
 
 from proxy.config import (
     Config,
@@ -173,8 +173,21 @@ class ResolvedPlugin:
     config: BaseModel
 
     def key(self) -> str:
-        """Identity for sharing one instance between routes with equal configs."""
-        return self.name + ":" + json.dumps(self.config.model_dump(mode="json"), sort_keys=True)
+        """Identity for sharing one instance between routes with equal configs.
+
+        Secrets count: two routes whose configs differ only in a secret must
+        not share an instance (JSON mode would mask them alike).
+        """
+        return self.name + ":" + json.dumps(self.config.model_dump(), sort_keys=True,
+                                            default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr | SecretBytes):
+        return ["secret", repr(value.get_secret_value())]
+    if isinstance(value, set | frozenset):
+        return sorted(map(repr, value))
+    return repr(value)
 
 
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,6 +236,17 @@ def resolve_all_plugins(
             if not (raw is None or isinstance(raw, bool | Mapping)):
                 issues.append(ConfigIssue(format_path(path), "a plugin config is a mapping",
                                           lines.get(path)))
+    if issues:
+        return {}, issues
+
+    # A global config must stand on its own; routes refine it.
+    for name, raw in config.plugins.items():
+        on, body = _enabled(raw)
+        if on:
+            try:
+                plugin_class(name).config_model.model_validate(body)
+            except ValidationError as exc:
+                issues.extend(validation_issues(exc, lines, ("plugins", name)))
     if issues:
         return {}, issues
 

@@ -8,18 +8,24 @@ Precedence, most specific first:
 3. then the route with more conditions (methods, headers, query params);
 4. ties go to config order.
 
-Paths are matched after percent-decoding and dot-segment removal, so
-``/%61dmin`` and ``/x/../admin`` reach the route for ``/admin``. Regexes are RE2
-and must match the whole value: admin-written patterns never backtrack on
+Paths are normalized before matching (RFC 3986 §6.2.2: percent-encoded
+unreserved characters decoded, dot segments removed, repeated slashes merged),
+and the upstream receives that same normalized path, so router and upstream
+agree on what was asked for: ``/%61dmin`` and ``/x/%2e%2e/admin`` are
+``/admin`` for both. An encoded slash (``%2F``) stays encoded, so it can never
+turn into a separator that one side sees and the other does not. Regexes are
+RE2 and must match the whole value: admin-written patterns never backtrack on
 attacker input.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from proxy.config import RouteConfig, ValueMatch
 from proxy.regex import compile_regex
@@ -27,6 +33,40 @@ from proxy.regex import compile_regex
 if TYPE_CHECKING:
     from proxy.pipeline import PluginChain
     from proxy.upstream import Service
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
+# Escapes that would change the path's structure if decoded for matching.
+_STRUCTURAL_RE = re.compile(r"%(?:2[fF]|5[cC])")
+
+
+def _decode_unreserved(m: re.Match[str]) -> str:
+    char = chr(int(m.group(1), 16))
+    return char if char in _UNRESERVED else "%" + m.group(1).upper()
+
+
+def normalize_request_path(raw_path: str) -> tuple[str, str]:
+    """(path to route on, raw path and query to send upstream) for a request target.
+
+    Both come from one normalized form, so the route chosen is the route for
+    the resource the upstream will serve.
+    """
+    path, sep, query = raw_path.partition("?")
+    if "%" in path:
+        path = _ESCAPE_RE.sub(_decode_unreserved, path)
+    path = normalize_path(path)
+    upstream = path + sep + query
+    if "%" not in path:
+        return path, upstream
+    # Decode for matching, except the escapes that would add separators.
+    parts = _STRUCTURAL_RE.split(path)
+    seps = _STRUCTURAL_RE.findall(path)
+    out = [unquote(parts[0])]
+    for escape, part in zip(seps, parts[1:], strict=True):
+        out.append(escape.upper())
+        out.append(unquote(part))
+    return "".join(out), upstream
+
 
 def normalize_path(path: str) -> str:
     """Remove dot segments and merge slashes, keeping a trailing slash."""

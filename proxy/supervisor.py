@@ -44,6 +44,8 @@ class _Worker:
     process: asyncio.subprocess.Process | None = None
     ready: bool = False
     reload_serial: int = 0
+    failed_serial: int = 0
+    failure: str = ""
     started_at: float = 0.0
     restarts: int = 0
     acks: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
@@ -61,10 +63,15 @@ def uses_builtin_echo(loaded: LoadedConfig) -> bool:
                for svc in loaded.config.services.values() for ep in svc.endpoints)
 
 
-async def validate_build(loaded: LoadedConfig, metrics: Metrics) -> None:
-    """Build the runtime without starting it, to catch what pydantic alone cannot."""
+async def validate_build(loaded: LoadedConfig, metrics: Metrics, start: bool = True) -> None:
+    """Build (and by default start) the runtime, to catch what pydantic alone cannot.
+
+    The supervisor starts plugins too, so a plugin whose start() fails is
+    refused here rather than in every worker; ``bastion check`` does not, so
+    it needs nothing but the file.
+    """
     runtime = await build_runtime(loaded, metrics, builtin_echo_url="http://127.0.0.1:9",
-                                  start=False)
+                                  start=start)
     await runtime.close()
 
 
@@ -105,10 +112,12 @@ class Supervisor:
 
     def _write_active(self, loaded: LoadedConfig) -> None:
         self.serial += 1
-        tmp = self.active_file.with_suffix(".tmp")
-        tmp.write_text(loaded.text, encoding="utf-8")
-        tmp.replace(self.active_file)
-        Path(str(self.active_file) + ".serial").write_text(str(self.serial))
+        meta = {"serial": self.serial, "builtin_echo_url": self.echo_url}
+        for path, text in ((self.active_file, loaded.text),
+                           (Path(str(self.active_file) + ".json"), json.dumps(meta))):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
 
     def _stamp(self) -> tuple[int, int, int] | None:
         if self.config_path is None:
@@ -144,24 +153,36 @@ class Supervisor:
                 if w.process is not None and w.process.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
                         w.process.send_signal(signal.SIGHUP)
-            await self._await_acks(serial)
+            failures = await self._await_acks(serial)
+            if failures:
+                # Validated here yet failed there (a plugin's start() meeting a
+                # different world): those workers keep their previous config.
+                self.metrics.config_reloads.labels("error").inc()
+                for failure in failures:
+                    log.error("config reload (%s): %s", origin, failure)
+                return failures
             self.metrics.config_reloads.labels("success").inc()
             log.info("config reloaded (%s), serial %d", origin, serial)
             return []
 
-    async def _await_acks(self, serial: int) -> None:
-        """Wait (boundedly) until every live worker reports it serves ``serial``."""
+    async def _await_acks(self, serial: int) -> list[str]:
+        """Wait (boundedly) for every live worker to take up ``serial``; its failures."""
 
-        def done() -> bool:
-            return all(w.reload_serial >= serial or w.process is None
-                       or w.process.returncode is not None for w in self.workers)
+        def settled(w: _Worker) -> bool:
+            return (w.reload_serial >= serial or w.failed_serial >= serial
+                    or w.process is None or w.process.returncode is not None)
 
         async def wait() -> None:
             async with self._acked:
-                await self._acked.wait_for(done)
+                await self._acked.wait_for(lambda: all(map(settled, self.workers)))
 
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(wait(), _RELOAD_ACK_TIMEOUT)
+        except TimeoutError:
+            return [f"worker {w.index} did not confirm the reload in {_RELOAD_ACK_TIMEOUT:g}s"
+                    for w in self.workers if not settled(w)]
+        return [f"worker {w.index} could not apply it: {w.failure}"
+                for w in self.workers if w.failed_serial >= serial]
 
     async def _notify_acks(self) -> None:
         async with self._acked:
@@ -221,7 +242,6 @@ class Supervisor:
             "BASTION_CONFIG_BASE_DIR": str(self.loaded.base_dir if self.loaded else Path.cwd()),
             "BASTION_LISTEN": ",".join(self.listen or []),
             "BASTION_ADMIN": self.admin or "",
-            "BASTION_BUILTIN_ECHO": self.echo_url or "",
             "BASTION_STATUS_FD": str(status_fd),
             "BASTION_LOG_LEVEL": self.log_level,
         })
@@ -252,13 +272,17 @@ class Supervisor:
                     event = json.loads(line)
                 except ValueError:
                     continue
+                serial = int(event.get("serial") or 0)
                 if event.get("event") == "ready":
                     w.ready = True
-                    w.reload_serial = self.serial
+                    w.reload_serial = serial
                 elif event.get("event") == "reload":
-                    w.reload_serial = max(w.reload_serial, int(event.get("serial", 0)))
-                    if not event.get("ok"):
-                        log.error("worker %d failed to reload: %s", w.index, event.get("error"))
+                    if event.get("ok"):
+                        w.reload_serial = max(w.reload_serial, serial)
+                    else:
+                        w.failed_serial = max(w.failed_serial, serial)
+                        w.failure = str(event.get("error"))
+                        log.error("worker %d failed to reload: %s", w.index, w.failure)
                 await self._notify_acks()
         finally:
             transport.close()

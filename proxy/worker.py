@@ -3,11 +3,11 @@
 The supervisor passes everything through the environment:
 
 - ``BASTION_ACTIVE_CONFIG``: the file holding the config text to serve (the
-  supervisor rewrites it before sending SIGHUP);
+  supervisor rewrites it before sending SIGHUP), and beside it ``.json`` with
+  its serial number and the demo upstream's address;
 - ``BASTION_CONFIG_SOURCE`` / ``BASTION_CONFIG_BASE_DIR``: the user's file name
   (for messages) and the directory relative paths resolve against;
 - ``BASTION_LISTEN`` / ``BASTION_ADMIN``: command-line overrides;
-- ``BASTION_BUILTIN_ECHO``: where the demo upstream listens;
 - ``BASTION_STATUS_FD``: a pipe for JSON status lines back to the supervisor.
 """
 
@@ -26,6 +26,13 @@ from proxy.gateway import Gateway
 from proxy.metrics import process_metrics
 
 log = logging.getLogger("bastion.worker")
+
+
+def active_meta() -> dict[str, Any]:
+    """The serial and demo-upstream address of the config in the active file."""
+    path = Path(os.environ["BASTION_ACTIVE_CONFIG"] + ".json")
+    meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return meta
 
 
 def load_active() -> LoadedConfig:
@@ -56,20 +63,24 @@ class _Status:
 
 async def run_worker() -> None:
     status = _Status()
+    meta = active_meta()
     loaded = load_active()
     gateway = Gateway(loaded, metrics=process_metrics(),
-                      builtin_echo_url=os.environ.get("BASTION_BUILTIN_ECHO") or None,
-                      reuse_port=True)
+                      builtin_echo_url=meta.get("builtin_echo_url"), reuse_port=True)
     await gateway.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reloading: set[asyncio.Task[None]] = set()
 
-    async def reload(serial: int) -> None:
+    async def reload() -> None:
+        serial = 0
         try:
+            meta = active_meta()
+            serial = int(meta["serial"])
             new = load_active()
+            gateway.builtin_echo_url = meta.get("builtin_echo_url")
             await gateway.reload(new)
-        except (ConfigError, OSError) as exc:
+        except (ConfigError, OSError, ValueError, KeyError) as exc:
             # The supervisor validated this config, so this is rare (a plugin
             # that failed to start here): keep serving the old one and say so.
             log.error("worker reload failed, still serving the previous config: %s", exc)
@@ -78,8 +89,7 @@ async def run_worker() -> None:
         status.send(event="reload", ok=True, serial=serial)
 
     def on_hup() -> None:
-        serial = int(Path(os.environ["BASTION_ACTIVE_CONFIG"] + ".serial").read_text() or 0)
-        task = loop.create_task(reload(serial))
+        task = loop.create_task(reload())
         reloading.add(task)
         task.add_done_callback(reloading.discard)
 
@@ -88,7 +98,7 @@ async def run_worker() -> None:
     # Ctrl-C reaches the whole process group; the supervisor turns it into an
     # orderly SIGTERM for each worker.
     loop.add_signal_handler(signal.SIGINT, lambda: None)
-    status.send(event="ready", addresses=gateway.addresses)
+    status.send(event="ready", serial=meta["serial"], addresses=gateway.addresses)
     await stop.wait()
     log.info("worker %d draining", os.getpid())
     await gateway.stop()

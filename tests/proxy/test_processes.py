@@ -350,3 +350,27 @@ async def test_sigterm_drains_in_flight_requests(
     assert gw.proc.returncode == 0
     with pytest.raises(aiohttp.ClientConnectionError):
         await get_fresh(gw.url + "/after-exit")
+
+
+async def test_reload_into_the_builtin_echo_upstream(
+        gateway_process: StartProcess, upstream: Upstream,
+        http: aiohttp.ClientSession) -> None:
+    async def plain(request: web.Request) -> web.Response:
+        return web.Response(text="plain upstream")
+
+    app = web.Application()
+    app.router.add_get("/{t:.*}", plain)
+    gw = gateway_process(simple_config(await upstream(app)))
+    async with http.get(gw.url + "/x") as resp:
+        assert await resp.text() == "plain upstream"
+    gw.write_config(simple_config("builtin:echo"))
+    deadline = time.monotonic() + 10
+    while True:
+        async with http.get(gw.url + "/x") as resp:
+            if resp.content_type == "application/json":
+                assert (await resp.json())["path"] == "/x"
+                break
+        assert time.monotonic() < deadline, gw.log()
+        await asyncio.sleep(0.05)
+    text = await fetch_metrics(gw, http)
+    assert metric_value(text, "bastion_config_reloads_total", result="error") == 0

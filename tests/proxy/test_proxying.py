@@ -579,3 +579,48 @@ async def test_expect_100_continue_is_answered_by_the_gateway(
         assert "Expect" not in echo["headers"]
     finally:
         writer.close()
+
+
+# ------------------------------------------------------------ path handling
+
+
+@pytest.mark.parametrize(("raw", "route", "upstream_path"), [
+    ("/x/%2e%2e/admin/panel", "admin", "/admin/panel"),
+    ("/%61dmin/panel", "admin", "/admin/panel"),
+    ("//admin//panel", "admin", "/admin/panel"),
+    # An encoded slash is data, not a separator, for the router and upstream alike.
+    ("/admin/..%2fpublic", "admin", "/admin/..%2Fpublic"),
+    ("/public/..%2Fadmin", "public", "/public/..%2Fadmin"),
+    ("/public/a%20b?q=%2F..", "public", "/public/a%20b?q=%2F.."),
+])
+async def test_router_and_upstream_see_the_same_normalized_path(
+        gateway: Start, upstream: Upstream, http: aiohttp.ClientSession,
+        raw: str, route: str, upstream_path: str) -> None:
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(request.raw_path)
+        return web.Response(text=request.headers["X-Route"])
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    up = await upstream(app)
+    config = simple_config(up)
+    config["routes"] = [
+        {"name": name, "match": {"path_prefix": f"/{name}/"}, "service": "up",
+         "plugins": {"headers": {"request": {"set": {"X-Route": name}}}}}
+        for name in ("admin", "public")
+    ]
+    gw = await gateway(config)
+    async with http.get(URL(gw.url + raw, encoded=True)) as resp:
+        assert resp.status == 200
+        assert await resp.text() == route
+    assert seen == [upstream_path]
+
+
+async def test_forwarded_header_from_untrusted_peers_is_dropped(
+        gateway: Start, upstream: Upstream, http: aiohttp.ClientSession) -> None:
+    gw = await gateway(simple_config(await upstream()))
+    async with http.get(gw.url + "/", headers={"Forwarded": "for=6.6.6.6;proto=https"}) as resp:
+        echo = await resp.json()
+    assert "Forwarded" not in echo["headers"]
