@@ -228,8 +228,6 @@ class RouteMatch(Model):
         for p in (self.path, self.path_prefix):
             if p is not None and not p.startswith("/"):
                 raise ValueError(f"paths start with '/': {p!r}")
-        if self.path_regex is not None:
-            _check_regex(self.path_regex)
         for h in self.hosts:
             if "*" in h and not (h.startswith("*.") and "*" not in h[2:]):
                 raise ValueError(f"host wildcards are a leading '*.' only: {h!r}")
@@ -239,6 +237,13 @@ class RouteMatch(Model):
     @classmethod
     def _upper(cls, v: list[str]) -> list[str]:
         return [m.upper() for m in v]
+
+    @field_validator("path_regex")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            _check_regex(v)
+        return v
 
 
 class RouteConfig(Model):

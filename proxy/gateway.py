@@ -441,6 +441,8 @@ class Gateway:
         # a stream can only until its first byte is consumed.
         replayable = True
         if not request.body_exists:
+            flow.request_headers.popall("Content-Length", None)
+
             def make_body() -> Any:
                 return None
         elif chain.request_body_limit is not None:
@@ -489,6 +491,11 @@ class Gateway:
                 return rewritten()
         else:
             replayable = False
+            # Framing is ours: whatever a plugin did to Content-Length, an
+            # untouched body goes with the length the client declared.
+            flow.request_headers.popall("Content-Length", None)
+            if request.content_length is not None:
+                flow.request_headers["Content-Length"] = str(request.content_length)
 
             def make_body() -> Any:
                 return reader.stream()
@@ -575,8 +582,11 @@ class Gateway:
                 return await self._respond_buffered(flow, chain, upstream)
 
             rewrites = has_body and chain.reads_response_body
-            if rewrites:
-                out_headers.popall("Content-Length", None)
+            # Framing is ours: the upstream's length for an untouched body,
+            # none (chunked) for a rewritten one, whatever plugins set.
+            out_headers.popall("Content-Length", None)
+            if not rewrites and "Content-Length" in upstream.headers:
+                out_headers["Content-Length"] = upstream.headers["Content-Length"]
             out = web.StreamResponse(status=flow.response_status, reason=upstream.reason
                                      if flow.response_status == upstream.status else None,
                                      headers=out_headers)

@@ -34,13 +34,22 @@ def _check_name(name: str) -> str:
         raise ValueError(f"not a valid header name: {name!r}")
     if name.lower() in HOP_BY_HOP:
         raise ValueError(f"{name} is a hop-by-hop header, managed by the proxy")
+    if name.lower() == "content-length":
+        # Framing: the proxy sets it from the body it actually sends.
+        raise ValueError(f"{name} is managed by the proxy")
     return name
 
 
-def _check_value(value: str) -> str:
-    if "\r" in value or "\n" in value or "\0" in value:
-        raise ValueError("header values cannot contain CR, LF or NUL")
-    return value
+def _check_value(name: str, value: object) -> str:
+    # YAML gives bools, numbers and nulls; a header value is text as written.
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif value is None or isinstance(value, dict | list):
+        raise ValueError(f"{name}: header values are text, not {value!r} (quote it)")
+    text = str(value)
+    if "\r" in text or "\n" in text or "\0" in text:
+        raise ValueError(f"{name}: header values cannot contain CR, LF or NUL")
+    return text
 
 
 class HeaderOps(BaseModel):
@@ -66,7 +75,7 @@ class HeaderOps(BaseModel):
     def _values(cls, v: object) -> object:
         # YAML turns `X-Demo: 1` into an int: headers are text.
         if isinstance(v, dict):
-            return {_check_name(str(k)): _check_value(str(x)) for k, x in v.items()}
+            return {_check_name(str(k)): _check_value(str(k), x) for k, x in v.items()}
         return v
 
     def apply(self, headers: CIMultiDict[str]) -> None:
