@@ -366,19 +366,22 @@ async def test_idempotent_requests_retry_on_5xx_and_resets_but_posts_do_not(
     assert calls["flaky"] + calls["good"] == 4 + 2 + 4  # 2 GETs were retried
 
 
+def counting_app(counts: dict[str, int], name: str) -> web.Application:
+    """An upstream that counts its hits in ``counts[name]``."""
+
+    async def h(request: web.Request) -> web.Response:
+        counts[name] += 1
+        return web.Response(text=name)
+
+    app = web.Application()
+    app.router.add_get("/", h)
+    return app
+
+
 async def test_weighted_load_balancing_follows_weights(
         gateway: Start, upstream: Upstream, http: aiohttp.ClientSession) -> None:
     counts = {"a": 0, "b": 0}
-
-    def app_for(name: str) -> web.Application:
-        async def h(request: web.Request) -> web.Response:
-            counts[name] += 1
-            return web.Response(text=name)
-        app = web.Application()
-        app.router.add_get("/", h)
-        return app
-
-    a, b = await upstream(app_for("a")), await upstream(app_for("b"))
+    a, b = await upstream(counting_app(counts, "a")), await upstream(counting_app(counts, "b"))
     config = simple_config(a)
     config["services"]["up"] = {"endpoints": [{"url": a, "weight": 3}, {"url": b, "weight": 1}],
                                 "load_balancing": "weighted"}
@@ -392,16 +395,7 @@ async def test_weighted_load_balancing_follows_weights(
 async def test_round_robin_spreads_evenly(gateway: Start, upstream: Upstream,
                                           http: aiohttp.ClientSession) -> None:
     counts = {"a": 0, "b": 0}
-
-    def app_for(name: str) -> web.Application:
-        async def h(request: web.Request) -> web.Response:
-            counts[name] += 1
-            return web.Response(text=name)
-        app = web.Application()
-        app.router.add_get("/", h)
-        return app
-
-    a, b = await upstream(app_for("a")), await upstream(app_for("b"))
+    a, b = await upstream(counting_app(counts, "a")), await upstream(counting_app(counts, "b"))
     config = simple_config(a)
     config["services"]["up"] = service(a, b)
     gw = await gateway(config)
