@@ -31,6 +31,51 @@ def strip_hop_by_hop(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMul
     return out
 
 
+# What the gateway itself says about the request; a client's own values for
+# these are dropped (or, from a trusted proxy, folded in) rather than passed on.
+_FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                         "x-real-ip", "x-request-id", "forwarded"})
+
+
+def upstream_headers(headers: CIMultiDictProxy[str], peer: str, trusted_peer: bool,
+                     client_ip: str, request_id: str, scheme: str) -> CIMultiDict[str]:
+    """The request headers as the upstream gets them, built in one pass.
+
+    Hop-by-hop headers go. ``X-Forwarded-For`` is the trusted prior chain plus
+    the peer; ``X-Forwarded-Proto``/``-Host`` and ``Forwarded`` are believed
+    only from a trusted peer; ``X-Real-IP`` is the resolved client address and
+    ``X-Request-Id`` the gateway's id.
+    """
+    named: set[str] = set()
+    for value in headers.getall("Connection", ()):
+        named.update(t.strip().lower() for t in value.split(",") if t.strip())
+    out: CIMultiDict[str] = CIMultiDict()
+    prior: list[str] = []
+    proto = host = None
+    for key, value in headers.items():
+        lower = key.lower()
+        if lower in HOP_BY_HOP or lower.startswith("proxy-") or (named and lower in named):
+            continue
+        if lower in _FORWARDING:
+            if trusted_peer:
+                if lower == "x-forwarded-for":
+                    prior.append(value)
+                elif lower == "x-forwarded-proto":
+                    proto = value
+                elif lower == "x-forwarded-host":
+                    host = value
+                elif lower == "forwarded":
+                    out.add(key, value)
+            continue
+        out.add(key, value)
+    out.add("X-Forwarded-For", f"{', '.join(prior)}, {peer}" if prior else peer)
+    out.add("X-Forwarded-Proto", proto or scheme)
+    out.add("X-Forwarded-Host", host if host is not None else headers.get("Host", ""))
+    out.add("X-Real-IP", client_ip)
+    out.add("X-Request-Id", request_id)
+    return out
+
+
 class TrustedProxies:
     def __init__(self, networks: Sequence[Network]) -> None:
         self.networks = tuple(networks)

@@ -27,7 +27,7 @@ from yarl import URL
 from proxy.accesslog import AccessLog
 from proxy.config import ConfigError, LoadedConfig
 from proxy.flow import Flow, LocalResponse, json_error
-from proxy.forwarding import strip_hop_by_hop
+from proxy.forwarding import strip_hop_by_hop, upstream_headers
 from proxy.metrics import Metrics
 from proxy.routing import Route, normalize_request_path
 from proxy.runtime import Runtime, build_runtime
@@ -36,6 +36,8 @@ from proxy.upstream import Endpoint, Service
 log = logging.getLogger("bastion.gateway")
 
 SERVER_NAME = "bastion"
+# How stale /metrics may be: per-request counts are written out this often.
+METRICS_FLUSH_INTERVAL = 1.0
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _NO_BODY_STATUSES = frozenset({204, 304})
 _REQUEST_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
@@ -224,6 +226,7 @@ class Gateway:
         self._generation = 0
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flusher: asyncio.Task[None] | None = None
         limits = loaded.config.limits
         # The parser's line limits are fixed when listening starts: URL and
         # header limits changed by a reload apply in the handler.
@@ -262,6 +265,12 @@ class Gateway:
                                reuse_port=self.reuse_port, backlog=1024)
             await site.start()
             self._sites.append(site)
+        self._flusher = asyncio.create_task(self._flush_metrics())
+
+    async def _flush_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(METRICS_FLUSH_INTERVAL)
+            self.metrics.flush()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -303,6 +312,10 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        self.metrics.flush()
         if self.runtime is not None:
             await self.runtime.close()
         if self._tasks:
@@ -370,8 +383,8 @@ class Gateway:
             return resp
 
         assert route is not None
-        up_headers = strip_hop_by_hop(headers)
-        self._set_forwarded(request, up_headers, peer, trusted_peer, client_ip, request_id)
+        up_headers = upstream_headers(headers, peer, trusted_peer, client_ip, request_id,
+                                      request.scheme)
         flow = Flow(request, request_id, client_ip, up_headers, path, upstream_path)
         flow.route = route
         try:
@@ -382,7 +395,8 @@ class Gateway:
             log.exception("request %s failed inside the gateway", request_id)
             return self._fail(flow, 500, "internal error")
         finally:
-            await route.chain.done(flow)
+            if route.chain.has_done:
+                await route.chain.done(flow)
             for d in flow.decisions:
                 self.metrics.plugin_decisions.labels(d.plugin, d.action).inc()
             self._log(flow, request, request_id, client_ip, flow.response_status,
@@ -401,27 +415,13 @@ class Gateway:
             return 413, "request body too large"
         return None
 
-    @staticmethod
-    def _set_forwarded(request: web.BaseRequest, up: CIMultiDict[str], peer: str,
-                       trusted_peer: bool, client_ip: str, request_id: str) -> None:
-        # From an untrusted peer, nothing it claims about earlier hops is kept.
-        prior = ", ".join(request.headers.getall("X-Forwarded-For", ())) if trusted_peer else ""
-        up["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-        if not (trusted_peer and "X-Forwarded-Proto" in up):
-            up["X-Forwarded-Proto"] = request.scheme
-        if not (trusted_peer and "X-Forwarded-Host" in up):
-            up["X-Forwarded-Host"] = request.headers.get("Host", "")
-        if not trusted_peer:
-            up.popall("Forwarded", None)  # RFC 7239 claims, as unverifiable as XFF's
-        up["X-Real-IP"] = client_ip
-        up["X-Request-Id"] = request_id
-
     async def _proxy(self, flow: Flow, route: Route, limits: Any) -> web.StreamResponse:
         request = flow.request
         chain = route.chain
-        await chain.request_headers(flow)
-        if flow.local_response is not None:
-            return self._answer_local(flow)
+        if chain.has_request_headers:
+            await chain.request_headers(flow)
+            if flow.local_response is not None:
+                return self._answer_local(flow)
 
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(flow, route)
@@ -558,7 +558,7 @@ class Gateway:
                     continue
             else:
                 service.report_success(endpoint)
-            self.metrics.upstream_duration.labels(service.name).observe(flow.upstream_duration)
+            self.metrics.observe_upstream(service.name, flow.upstream_duration)
             return _Attempt(resp, endpoint)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -569,9 +569,10 @@ class Gateway:
         try:
             flow.response_status = upstream.status
             flow.response_headers = strip_hop_by_hop(upstream.headers)
-            await chain.response_headers(flow)
-            if flow.local_response is not None:
-                return self._answer_local(flow)
+            if chain.has_response_headers:
+                await chain.response_headers(flow)
+                if flow.local_response is not None:
+                    return self._answer_local(flow)
             has_body = request.method != "HEAD" and upstream.status not in _NO_BODY_STATUSES \
                 and upstream.status >= 200
             out_headers = flow.response_headers

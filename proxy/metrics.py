@@ -9,6 +9,7 @@ a test, say) the metrics live in this process only.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import (
@@ -60,20 +61,36 @@ class Metrics:
         self.local_errors = Counter("bastion_gateway_errors_total",
                                     "Requests the gateway itself refused, by status",
                                     ["status"], registry=r)
-        self._request_children: dict[tuple[str, int], Any] = {}
-        self._duration_children: dict[str, Any] = {}
+        # Per-request observations are summed here and written out by
+        # flush(): in multi-process mode every write takes a lock and touches
+        # a shared file, which per request cost more than the rest of the
+        # bookkeeping together.
+        self._pending_requests: dict[tuple[str, int], int] = {}
+        self._pending_durations: dict[tuple[Histogram, str], _HistogramBatch] = {}
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
-        # Label lookups cost more than the increments: cache the children.
         key = (route, status)
-        child = self._request_children.get(key)
-        if child is None:
-            child = self._request_children[key] = self.requests.labels(route, str(status))
-        child.inc()
-        hist = self._duration_children.get(route)
-        if hist is None:
-            hist = self._duration_children[route] = self.duration.labels(route)
-        hist.observe(seconds)
+        self._pending_requests[key] = self._pending_requests.get(key, 0) + 1
+        self._observe(self.duration, route, seconds)
+
+    def observe_upstream(self, service: str, seconds: float) -> None:
+        self._observe(self.upstream_duration, service, seconds)
+
+    def _observe(self, histogram: Histogram, label: str, seconds: float) -> None:
+        batch = self._pending_durations.get((histogram, label))
+        if batch is None:
+            batch = self._pending_durations[(histogram, label)] = _HistogramBatch()
+        batch.counts[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        batch.total += seconds
+
+    def flush(self) -> None:
+        """Write what observe_* gathered into the metrics proper."""
+        pending, self._pending_requests = self._pending_requests, {}
+        for (route, status), n in pending.items():
+            self.requests.labels(route, str(status)).inc(n)
+        batches, self._pending_durations = self._pending_durations, {}
+        for (histogram, label), batch in batches.items():
+            batch.apply(histogram.labels(label))
 
     def counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
         """A plugin's own counter, made once per process however many configs ask."""
@@ -92,11 +109,30 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The text format: the sum over all workers when running multi-process."""
+        self.flush()
         if multiprocess_dir():
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return bytes(generate_latest(registry))
         return bytes(generate_latest(self.registry))
+
+
+class _HistogramBatch:
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        # One slot per bucket bound, and one for +Inf.
+        self.counts = [0] * (len(_LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+
+    def apply(self, child: Any) -> None:
+        # prometheus_client has no batched observe(); these are the values its
+        # observe() increments (non-cumulative buckets, then the sum).
+        # tests/proxy/test_metrics.py checks the exposition they produce.
+        for i, n in enumerate(self.counts):
+            if n:
+                child._buckets[i].inc(n)
+        child._sum.inc(self.total)
 
 
 _shared: Metrics | None = None

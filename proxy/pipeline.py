@@ -25,6 +25,10 @@ class PluginChain:
         self._resp_headers = tuple(p for p in plugins if p.overrides("on_response_headers"))
         self._resp_body = tuple(p for p in plugins if p.overrides("on_response_body"))
         self._done = tuple(p for p in plugins if p.overrides("on_done"))
+        # Checked before awaiting a hook: with no plugin for it, no coroutine.
+        self.has_request_headers = bool(self._req_headers)
+        self.has_response_headers = bool(self._resp_headers)
+        self.has_done = bool(self._done)
         wanting = [p for p in self._req_body if p.request_body_limit is not None]
         # Buffer once, to the largest limit any plugin asked for.
         self.request_body_limit: int | None = (

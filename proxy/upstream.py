@@ -61,6 +61,8 @@ class Service:
 
     def pick(self, exclude: Collection[Endpoint] = ()) -> Endpoint:
         """The next endpoint, skipping ejected ones and those already tried."""
+        if len(self.endpoints) == 1:
+            return self.endpoints[0]
         now = time.monotonic()
         candidates = [e for e in self.endpoints if e.healthy(now) and e not in exclude]
         if not candidates:

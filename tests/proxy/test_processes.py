@@ -319,8 +319,15 @@ async def test_metrics_are_summed_across_workers(
     gw = gateway_process(simple_config(await upstream()), workers=2)
     for _ in range(40):
         assert await get_fresh(gw.url + "/counted") == 200
-    text = await fetch_metrics(gw, http)
-    assert metric_value(text, "bastion_requests_total", route="all", status="200") == 40
+    # Workers write their counts out about once a second.
+    deadline = time.monotonic() + 10
+    while True:
+        text = await fetch_metrics(gw, http)
+        count = metric_value(text, "bastion_requests_total", route="all", status="200")
+        if count >= 40 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert count == 40
     assert re.search(r'bastion_request_duration_seconds_bucket\{.*route="all"', text)
 
 
