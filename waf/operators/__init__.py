@@ -60,7 +60,10 @@ def _load_all() -> None:
 
 
 def get_operator(name: str, argument: str, ctx: OperatorContext | None = None) -> Operator:
-    """Compile ``@name argument``. KeyError for an unknown operator, ValueError for a bad argument."""
+    """Compile ``@name argument``.
+
+    KeyError for an unknown operator, ValueError for a bad argument.
+    """
     if not _REGISTRY:
         _load_all()
     factory = _REGISTRY[name.lower()]
