@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Coroutine, Sequence
+from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -91,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config file")
     check.add_argument("-c", "--config", help="config file (default: the embedded one)")
     check.set_defaults(func=_cmd_check)
+
+    # Feature packages add their own commands (waf: `replay`) the way they add
+    # plugins: through an entry-point group, so the kernel imports none of them.
+    for ep in sorted(entry_points(group="bastion.commands"), key=lambda e: e.name):
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken extension must not break `bastion run`
+            logging.getLogger("bastion.cli").warning("command %s unavailable: %s", ep.name, exc)
     return parser
 
 

@@ -646,7 +646,7 @@ class Gateway:
         extra = bytes(buf[limit:])
         if extra and flow.response_body_overflow == "reject":
             return self._fail(flow, 502, "response body exceeds the inspection limit")
-        body = await chain.response_body(flow, bytes(buf[:limit]), True)
+        body = await chain.response_body(flow, bytes(buf[:limit]), True, buffered=True)
         if flow.local_response is not None:
             return self._answer_local(flow)
         headers = flow.response_headers

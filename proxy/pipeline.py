@@ -24,6 +24,7 @@ class PluginChain:
         self._req_body = tuple(p for p in plugins if p.overrides("on_request_body"))
         self._resp_headers = tuple(p for p in plugins if p.overrides("on_response_headers"))
         self._resp_body = tuple(p for p in plugins if p.overrides("on_response_body"))
+        self._resp_body_stream = tuple(p for p in self._resp_body if p.response_body_streaming)
         self._done = tuple(p for p in plugins if p.overrides("on_done"))
         # Checked before awaiting a hook: with no plugin for it, no coroutine.
         self.has_request_headers = bool(self._req_headers)
@@ -45,7 +46,8 @@ class PluginChain:
 
     @property
     def reads_response_body(self) -> bool:
-        return bool(self._resp_body)
+        """Whether some plugin reads (and may rewrite) every response body as a stream."""
+        return bool(self._resp_body_stream)
 
     async def request_headers(self, flow: Flow) -> None:
         for p in self._req_headers:
@@ -66,8 +68,10 @@ class PluginChain:
             if flow.local_response is not None:
                 return
 
-    async def response_body(self, flow: Flow, chunk: bytes, end: bool) -> bytes:
-        for p in self._resp_body:
+    async def response_body(self, flow: Flow, chunk: bytes, end: bool,
+                            buffered: bool = False) -> bytes:
+        """Streaming plugins see every body; a buffered body also goes to the rest."""
+        for p in self._resp_body if buffered else self._resp_body_stream:
             chunk = await p.on_response_body(flow, chunk, end)
             if flow.local_response is not None:
                 return b""

@@ -92,6 +92,11 @@ class Plugin(Generic[ConfigT]):
     # Higher runs earlier within its group.
     priority: ClassVar[int] = 0
     config_model: ClassVar[type[BaseModel]] = EmptyConfig
+    # True: on_response_body sees every response body as a stream (and the
+    # gateway drops Content-Length, since the plugin may rewrite it). False:
+    # it sees only bodies it asked for with flow.buffer_response_body(), so
+    # other responses stream through untouched.
+    response_body_streaming: ClassVar[bool] = True
 
     def __init__(self, config: ConfigT, ctx: PluginContext) -> None:
         self.config = config

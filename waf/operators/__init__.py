@@ -10,14 +10,13 @@ ModSecurity does.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from waf.macros import MacroSource
+from waf.registry import Registry
 
 
 class OperatorTx(MacroSource, Protocol):
@@ -43,20 +42,11 @@ class OperatorContext:
 
 OperatorFactory = Callable[[str, OperatorContext], Operator]
 
-_REGISTRY: dict[str, OperatorFactory] = {}
+_REGISTRY: Registry[OperatorFactory] = Registry(__name__, __path__)
 
 
 def register(name: str) -> Callable[[OperatorFactory], OperatorFactory]:
-    def deco(factory: OperatorFactory) -> OperatorFactory:
-        _REGISTRY[name.lower()] = factory
-        return factory
-
-    return deco
-
-
-def _load_all() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    return _REGISTRY.register(name)
 
 
 def get_operator(name: str, argument: str, ctx: OperatorContext | None = None) -> Operator:
@@ -64,13 +54,8 @@ def get_operator(name: str, argument: str, ctx: OperatorContext | None = None) -
 
     KeyError for an unknown operator, ValueError for a bad argument.
     """
-    if not _REGISTRY:
-        _load_all()
-    factory = _REGISTRY[name.lower()]
-    return factory(argument, ctx or OperatorContext())
+    return _REGISTRY.get(name)(argument, ctx or OperatorContext())
 
 
 def operator_names() -> list[str]:
-    if not _REGISTRY:
-        _load_all()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()

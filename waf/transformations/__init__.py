@@ -8,37 +8,23 @@ to know whether a value changed (for ``multiMatch``).
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
+
+from waf.registry import Registry
 
 Transformation = Callable[[bytes], bytes]
 
-_REGISTRY: dict[str, Transformation] = {}
+_REGISTRY: Registry[Transformation] = Registry(__name__, __path__)
 
 
 def register(*names: str) -> Callable[[Transformation], Transformation]:
-    def deco(fn: Transformation) -> Transformation:
-        for name in names:
-            _REGISTRY[name.lower()] = fn
-        return fn
-
-    return deco
-
-
-def _load_all() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    return _REGISTRY.register(*names)
 
 
 def get_transformation(name: str) -> Transformation:
     """KeyError for an unknown name."""
-    if not _REGISTRY:
-        _load_all()
-    return _REGISTRY[name.lower()]
+    return _REGISTRY.get(name)
 
 
 def transformation_names() -> list[str]:
-    if not _REGISTRY:
-        _load_all()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()

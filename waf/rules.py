@@ -1,0 +1,475 @@
+"""Compiling SecLang directives into a rule set.
+
+Everything that can be decided when rules load is decided here: operators,
+transformation chains (with prefix ids for the per-request cache), variable
+selectors, macros, default actions, chains and markers. The transaction only
+walks the per-phase lists and evaluates.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from waf.actions import ActionSpecError, RuleBuilder, get_action
+from waf.macros import Macro
+from waf.operators import Operator, OperatorContext, get_operator
+from waf.seclang import (
+    ActionSpec,
+    Directive,
+    SecLangError,
+    VariableSpec,
+    parse_actions,
+    parse_file,
+    parse_operator,
+    parse_text,
+    parse_variables,
+)
+from waf.transformations import Transformation, get_transformation
+
+# Collections a selector may name. (Anything else is a load error: a typo in a
+# variable must not silently select nothing.)
+KNOWN_COLLECTIONS = frozenset({
+    "ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NAMES", "ARGS_POST_NAMES",
+    "ARGS_COMBINED_SIZE", "AUTH_TYPE", "DURATION", "ENV", "FILES", "FILES_COMBINED_SIZE",
+    "FILES_NAMES", "FILES_SIZES", "FILES_TMPNAMES", "FILES_TMP_CONTENT", "FULL_REQUEST",
+    "FULL_REQUEST_LENGTH", "GEO", "HIGHEST_SEVERITY", "INBOUND_DATA_ERROR", "IP",
+    "MATCHED_VAR", "MATCHED_VARS", "MATCHED_VAR_NAME", "MATCHED_VARS_NAMES",
+    "MODSEC_BUILD", "MULTIPART_BOUNDARY_QUOTED", "MULTIPART_BOUNDARY_WHITESPACE",
+    "MULTIPART_CRLF_LF_LINES", "MULTIPART_DATA_AFTER", "MULTIPART_DATA_BEFORE",
+    "MULTIPART_FILENAME", "MULTIPART_FILE_LIMIT_EXCEEDED", "MULTIPART_HEADER_FOLDING",
+    "MULTIPART_INVALID_HEADER_FOLDING", "MULTIPART_INVALID_PART", "MULTIPART_INVALID_QUOTING",
+    "MULTIPART_LF_LINE", "MULTIPART_MISSING_SEMICOLON", "MULTIPART_NAME",
+    "MULTIPART_PART_HEADERS", "MULTIPART_STRICT_ERROR", "MULTIPART_UNMATCHED_BOUNDARY",
+    "OUTBOUND_DATA_ERROR", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_HOST",
+    "REMOTE_PORT", "REMOTE_USER", "REQBODY_ERROR", "REQBODY_ERROR_MSG", "REQBODY_PROCESSOR",
+    "REQBODY_PROCESSOR_ERROR", "REQUEST_BASENAME", "REQUEST_BODY", "REQUEST_BODY_LENGTH",
+    "REQUEST_COOKIES", "REQUEST_COOKIES_NAMES", "REQUEST_FILENAME", "REQUEST_HEADERS",
+    "REQUEST_HEADERS_NAMES", "REQUEST_LINE", "REQUEST_METHOD", "REQUEST_PROTOCOL",
+    "REQUEST_URI", "REQUEST_URI_RAW", "RESOURCE", "RESPONSE_BODY", "RESPONSE_CONTENT_LENGTH",
+    "RESPONSE_CONTENT_TYPE", "RESPONSE_HEADERS", "RESPONSE_HEADERS_NAMES", "RESPONSE_PROTOCOL",
+    "RESPONSE_STATUS", "RULE", "SERVER_ADDR", "SERVER_NAME", "SERVER_PORT", "SESSION",
+    "SESSIONID", "STATUS_LINE", "TIME", "TIME_DAY", "TIME_EPOCH", "TIME_HOUR", "TIME_MIN",
+    "TIME_MON", "TIME_SEC", "TIME_WDAY", "TIME_YEAR", "TX", "UNIQUE_ID", "URLENCODED_ERROR",
+    "USER", "USERID", "WEBSERVER_ERROR_LOG", "XML",
+})
+
+
+class RuleSetError(ValueError):
+    """A rule set that cannot load: names the file and line."""
+
+    def __init__(self, file: str, line: int, message: str) -> None:
+        super().__init__(f"{file}:{line}: {message}")
+        self.file = file
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """One compiled variable: ``ARGS``, ``ARGS:id``, ``ARGS:/^x/``, ``&ARGS``, ``XML:/*``."""
+
+    collection: str
+    key: str | None = None
+    key_regex: Any = None
+    count: bool = False
+
+    def matches_key(self, key: str) -> bool:
+        if self.key_regex is not None:
+            return self.key_regex.search(key) is not None
+        return self.key is None or self.key.lower() == key.lower()
+
+    @classmethod
+    def from_spec(cls, spec: VariableSpec) -> Selector:
+        collection = spec.collection.upper()
+        if collection not in KNOWN_COLLECTIONS:
+            raise ValueError(f"unknown variable {spec.collection!r}")
+        regex = None
+        if spec.key_is_regex and spec.key is not None:
+            try:
+                regex = re.compile(spec.key, re.IGNORECASE)
+            except re.error as exc:
+                raise ValueError(f"bad key regex /{spec.key}/: {exc}") from None
+        return cls(collection, spec.key, regex, spec.count)
+
+
+_PREFIXES: dict[tuple[str, ...], int] = {}
+
+
+def transformation_chain(names: list[str]) -> tuple[tuple[int, Transformation], ...]:
+    """Each step with the id of the chain prefix ending there (shared across rules)."""
+    out = []
+    for i, name in enumerate(names):
+        prefix = tuple(n.lower() for n in names[: i + 1])
+        pid = _PREFIXES.setdefault(prefix, len(_PREFIXES) + 1)
+        out.append((pid, get_transformation(name)))
+    return tuple(out)
+
+
+@dataclass(eq=False)
+class Rule:
+    id: int = 0
+    phase: int = 2
+    file: str = ""
+    line: int = 0
+    selectors: list[Selector] = field(default_factory=list)
+    exclusions: list[Selector] = field(default_factory=list)
+    operator: Operator | None = None
+    operator_name: str = "unconditionalmatch"
+    operator_argument: str = ""
+    negated: bool = False
+    transformation_names: list[str] = field(default_factory=list)
+    transformations: tuple[tuple[int, Transformation], ...] = ()
+    multi_match: bool = False
+    capture: bool = False
+    chain: Rule | None = None
+    chained: bool = False  # this rule is a chain link, not a starter
+    msg: Macro | None = None
+    logdata: Macro | None = None
+    severity: int | None = None
+    tags: tuple[str, ...] = ()
+    ver: str = ""
+    rev: str = ""
+    maturity: int | None = None
+    accuracy: int | None = None
+    log: bool = True
+    auditlog: bool = True
+    # "deny", "drop", "block", "pass", "allow", "redirect"; None: the phase default
+    disruptive: str | None = None
+    status: int | None = None
+    redirect_url: Macro | None = None
+    allow_scope: str = ""
+    skip: int = 0
+    skip_after: str | None = None
+    # Run-time actions in order: (action object, its compiled argument).
+    actions: list[tuple[Any, Any]] = field(default_factory=list)
+    marker: str | None = None
+    is_action: bool = False  # SecAction: no variables, always matches
+
+    @property
+    def last_link(self) -> Rule:
+        rule = self
+        while rule.chain is not None:
+            rule = rule.chain
+        return rule
+
+
+@dataclass
+class EngineSettings:
+    rule_engine: str = "On"  # On | Off | DetectionOnly
+    request_body_access: bool = False
+    response_body_access: bool = False
+    response_body_mime_types: tuple[str, ...] = ("text/plain", "text/html")
+    request_body_limit: int = 13_107_200
+    request_body_no_files_limit: int = 131_072
+    request_body_limit_action: str = "Reject"  # Reject | ProcessPartial
+    response_body_limit: int = 524_288
+    response_body_limit_action: str = "ProcessPartial"
+    arguments_limit: int = 1000
+    audit_engine: str = "RelevantOnly"
+    component_signatures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RuleSet:
+    rules: list[Rule]
+    settings: EngineSettings
+    phase_rules: dict[int, list[Rule]]
+    default_disruptive: dict[int, str]
+    by_id: dict[int, Rule]
+
+
+_RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+
+
+def parse_id_ranges(text: str) -> list[tuple[int, int]]:
+    """``"1-999999"``, ``"920100 920200"``, ``"1,2,3"`` -> inclusive ranges."""
+    ranges = []
+    for part in re.split(r"[\s,]+", text.strip()):
+        if not part:
+            continue
+        m = _RANGE_RE.match(part)
+        if m:
+            ranges.append((int(m.group(1)), int(m.group(2))))
+        elif part.isdigit():
+            ranges.append((int(part), int(part)))
+        else:
+            raise ValueError(f"not a rule id or range: {part!r}")
+    return ranges
+
+
+def _bool_directive(value: str, name: str) -> bool:
+    v = value.strip().lower()
+    if v in ("on", "true"):
+        return True
+    if v in ("off", "false"):
+        return False
+    raise ValueError(f"{name} takes On or Off, not {value!r}")
+
+
+class Compiler:
+    def __init__(self) -> None:
+        self.rules: list[Rule] = []
+        self.settings = EngineSettings()
+        self.defaults: dict[int, list[ActionSpec]] = {}
+        self.default_disruptive: dict[int, str] = {}
+        self._chain_tail: Rule | None = None
+        self._ids: dict[int, Rule] = {}
+
+    def compile(self, directives: list[Directive]) -> RuleSet:
+        for d in directives:
+            try:
+                self._directive(d)
+            except RuleSetError:
+                raise
+            except (ValueError, KeyError, ActionSpecError, SecLangError) as exc:
+                message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
+                if isinstance(exc, KeyError):
+                    message = f"unknown name {message!r}"
+                raise RuleSetError(d.file, d.line, f"{d.name}: {message}") from None
+        if self._chain_tail is not None:
+            raise RuleSetError(self._chain_tail.file, self._chain_tail.line,
+                               "the last rule says `chain` but no rule follows")
+        phase_rules: dict[int, list[Rule]] = {p: [] for p in range(1, 6)}
+        for rule in self.rules:
+            if rule.marker is not None:
+                for p in phase_rules:
+                    phase_rules[p].append(rule)
+            else:
+                phase_rules[rule.phase].append(rule)
+        return RuleSet(self.rules, self.settings, phase_rules, dict(self.default_disruptive),
+                       dict(self._ids))
+
+    # ------------------------------------------------------------ directives
+
+    def _directive(self, d: Directive) -> None:
+        name = d.name.lower()
+        args = d.args
+        handler = getattr(self, "_d_" + name, None)
+        if handler is None:
+            raise ValueError("unsupported directive")
+        handler(d, args)
+
+    def _need(self, args: tuple[str, ...], n: int) -> None:
+        if len(args) != n:
+            raise ValueError(f"expects {n} argument(s), got {len(args)}")
+
+    def _d_secrule(self, d: Directive, args: tuple[str, ...]) -> None:
+        if len(args) not in (2, 3):
+            raise ValueError("expects VARIABLES OPERATOR [ACTIONS]")
+        rule = Rule(file=d.file, line=d.line)
+        for spec in parse_variables(args[0]):
+            selector = Selector.from_spec(spec)
+            (rule.exclusions if spec.negated else rule.selectors).append(selector)
+        op = parse_operator(args[1])
+        rule.operator_name, rule.operator_argument, rule.negated = op.name, op.argument, op.negated
+        try:
+            rule.operator = get_operator(op.name, op.argument,
+                                         OperatorContext(base_dir=Path(d.file).parent
+                                                         if d.file and not d.file.startswith("<")
+                                                         else Path.cwd()))
+        except KeyError:
+            raise ValueError(f"unknown operator @{op.name}") from None
+        self._add(rule, parse_actions(args[2]) if len(args) == 3 else [])
+
+    def _d_secaction(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 1)
+        rule = Rule(file=d.file, line=d.line, is_action=True)
+        self._add(rule, parse_actions(args[0]))
+
+    def _d_secmarker(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 1)
+        if self._chain_tail is not None:
+            raise ValueError("a marker cannot follow a rule that says `chain`")
+        self.rules.append(Rule(file=d.file, line=d.line, marker=args[0].strip("'\""), phase=0))
+
+    def _add(self, rule: Rule, actions: list[ActionSpec]) -> None:
+        starter = self._chain_tail is None
+        if starter:
+            phase = _phase_of(actions)
+            rule.phase = phase
+            specs = [a for a in self.defaults.get(phase, []) if a.name != "phase"] + actions
+        else:
+            rule.chained = True
+            specs = actions
+        builder = RuleBuilder(rule, starter=starter)
+        for spec in specs:
+            get_action(spec.name).init(builder, spec.value)
+        rule.transformations = transformation_chain(rule.transformation_names)
+        if starter:
+            if not rule.id and rule.marker is None:
+                raise ValueError("every rule needs an id")
+            if rule.id in self._ids:
+                raise ValueError(f"duplicate rule id {rule.id}")
+            self._ids[rule.id] = rule
+            self.rules.append(rule)
+        else:
+            assert self._chain_tail is not None
+            self._chain_tail.chain = rule
+        self._chain_tail = rule if builder.chain else None
+
+    def _d_secdefaultaction(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 1)
+        actions = parse_actions(args[0])
+        phase = _phase_of(actions)
+        self.defaults[phase] = actions
+        probe = Rule()
+        builder = RuleBuilder(probe, starter=True)
+        for spec in actions:
+            get_action(spec.name).init(builder, spec.value)
+        if probe.disruptive is not None:
+            self.default_disruptive[phase] = probe.disruptive
+
+    def _rules_for(self, args_text: str) -> list[Rule]:
+        found: list[Rule] = []
+        for lo, hi in parse_id_ranges(args_text):
+            found.extend(r for i, r in self._ids.items() if lo <= i <= hi)
+        return found
+
+    def _d_secruleremovebyid(self, d: Directive, args: tuple[str, ...]) -> None:
+        doomed: set[int] = set()
+        for arg in args:
+            doomed.update(id(r) for r in self._rules_for(arg))
+        self._remove(lambda r: id(r) in doomed)
+
+    def _d_secruleremovebytag(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 1)
+        pattern = re.compile(args[0])
+        self._remove(lambda r: any(pattern.search(t) for t in r.tags))
+
+    def _d_secruleremovebymsg(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 1)
+        pattern = re.compile(args[0])
+        self._remove(lambda r: r.msg is not None and bool(pattern.search(r.msg.constant)))
+
+    def _remove(self, doomed: Any) -> None:
+        keep = []
+        for r in self.rules:
+            if r.marker is None and doomed(r):
+                self._ids.pop(r.id, None)
+            else:
+                keep.append(r)
+        self.rules = keep
+
+    def _d_secruleupdatetargetbyid(self, d: Directive, args: tuple[str, ...]) -> None:
+        if len(args) not in (2, 3):
+            raise ValueError("expects ID TARGETS [REPLACED]")
+        specs = parse_variables(args[1])
+        for rule in self._rules_for(args[0]):
+            for spec in specs:
+                selector = Selector.from_spec(spec)
+                (rule.exclusions if spec.negated else rule.selectors).append(selector)
+
+    def _d_secruleupdateactionbyid(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 2)
+        actions = parse_actions(args[1])
+        for rule in self._rules_for(args[0].split(":")[0]):
+            builder = RuleBuilder(rule, starter=True, update=True)
+            for spec in actions:
+                get_action(spec.name).init(builder, spec.value)
+            rule.transformations = transformation_chain(rule.transformation_names)
+
+    def _d_secruleengine(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 1)
+        value = {"on": "On", "off": "Off", "detectiononly": "DetectionOnly"}.get(args[0].lower())
+        if value is None:
+            raise ValueError(f"takes On, Off or DetectionOnly, not {args[0]!r}")
+        self.settings.rule_engine = value
+
+    def _d_secrequestbodyaccess(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 1)
+        self.settings.request_body_access = _bool_directive(args[0], d.name)
+
+    def _d_secresponsebodyaccess(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 1)
+        self.settings.response_body_access = _bool_directive(args[0], d.name)
+
+    def _d_secresponsebodymimetype(self, d: Directive, args: tuple[str, ...]) -> None:
+        self.settings.response_body_mime_types = tuple(
+            t.lower() for a in args for t in a.split())
+
+    def _d_secresponsebodymimetypesclear(self, d: Directive, args: tuple[str, ...]) -> None:
+        self.settings.response_body_mime_types = ()
+
+    def _int_setting(self, args: tuple[str, ...], attr: str) -> None:
+        self._need(args, 1)
+        if not args[0].strip().isdigit():
+            raise ValueError(f"expects a number of bytes, not {args[0]!r}")
+        setattr(self.settings, attr, int(args[0]))
+
+    def _d_secrequestbodylimit(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._int_setting(args, "request_body_limit")
+
+    def _d_secrequestbodynofileslimit(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._int_setting(args, "request_body_no_files_limit")
+
+    def _d_secresponsebodylimit(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._int_setting(args, "response_body_limit")
+
+    def _d_secargumentslimit(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._int_setting(args, "arguments_limit")
+
+    def _limit_action(self, args: tuple[str, ...], attr: str) -> None:
+        self._need(args, 1)
+        value = {"reject": "Reject", "processpartial": "ProcessPartial"}.get(args[0].lower())
+        if value is None:
+            raise ValueError(f"takes Reject or ProcessPartial, not {args[0]!r}")
+        setattr(self.settings, attr, value)
+
+    def _d_secrequestbodylimitaction(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._limit_action(args, "request_body_limit_action")
+
+    def _d_secresponsebodylimitaction(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._limit_action(args, "response_body_limit_action")
+
+    def _d_seccomponentsignature(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 1)
+        self.settings.component_signatures.append(args[0])
+
+    def _d_secauditengine(self, d: Directive, args: tuple[str, ...]) -> None:
+        self._need(args, 1)
+        self.settings.audit_engine = args[0]
+
+    # Accepted for compatibility with host configs; they configure things this
+    # engine does differently (its own audit log, no debug log, no temp files).
+    def _ignored(self, d: Directive, args: tuple[str, ...]) -> None:
+        return None
+
+    _d_secauditlog = _d_secauditlogparts = _d_secauditlogtype = _ignored
+    _d_secauditlogrelevantstatus = _d_secauditlogformat = _d_secauditlogstoragedir = _ignored
+    _d_secdebuglog = _d_secdebugloglevel = _d_sectmpdir = _d_secdatadir = _ignored
+    _d_secuploaddir = _d_secuploadkeepfiles = _d_secuploadfilemode = _ignored
+    _d_secpcrematchlimit = _d_secpcrematchlimitrecursion = _d_seccollectiontimeout = _ignored
+    _d_secstatusengine = _d_secunicodemapfile = _d_secargumentseparator = _ignored
+    _d_seccookieformat = _d_sectmpsaveuploadedfiles = _d_secrequestbodyinmemorylimit = _ignored
+    _d_secrequestbodyjsondepthlimit = _d_secuploadfilelimit = _ignored
+
+
+def _phase_of(actions: list[ActionSpec]) -> int:
+    for a in actions:
+        if a.name == "phase":
+            value = (a.value or "").strip().lower()
+            named = {"request": 2, "response": 4, "logging": 5}
+            if value in named:
+                return named[value]
+            if value.isdigit() and 1 <= int(value) <= 5:
+                return int(value)
+            raise ValueError(f"bad phase {a.value!r}")
+    return 2
+
+
+def compile_rules(directives: list[Directive]) -> RuleSet:
+    return Compiler().compile(directives)
+
+
+def load_rules(files: list[str | Path] = (), inline: str = "",  # type: ignore[assignment]
+               base_dir: Path | None = None) -> RuleSet:
+    """Parse files (and inline text after them) and compile one rule set, all or nothing."""
+    directives: list[Directive] = []
+    for f in files:
+        directives.extend(parse_file(f))
+    if inline:
+        directives.extend(parse_text(inline, "<inline>", base_dir))
+    return compile_rules(directives)

@@ -1,0 +1,630 @@
+"""One request's pass through a rule set: collections, phases and the rule loop.
+
+The caller feeds the request as it arrives (connection, URI, headers, body,
+then the response) and gets an ``Interruption`` back from any step whose
+rules decided to block. Phase 5 (logging) always runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from waf.actions.variables import SetVar
+from waf.bodyprocessors import BodyResult, parse_json, parse_multipart, parse_urlencoded, parse_xml
+from waf.collections import Concat, MapCollection, Names, Single, TxCollection
+from waf.rules import Rule, RuleSet, Selector, parse_id_ranges
+
+_DISRUPTIVE_BLOCKING = frozenset({"deny", "drop", "redirect"})
+
+
+def _b(value: str | bytes) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return value.encode("utf-8", "surrogateescape")
+
+
+def _text(value: bytes) -> str:
+    # surrogateescape round-trips any bytes: operators and macros encode back
+    # the same way, so a value compares byte for byte with what was sent.
+    return value.decode("utf-8", "surrogateescape")
+
+
+def _int_prefix(value: str) -> int:
+    """ModSecurity's atoi: leading sign and digits, anything else is 0."""
+    value = value.strip()
+    end = 1 if value[:1] in "+-" else 0
+    while end < len(value) and value[end].isdigit():
+        end += 1
+    try:
+        return int(value[:end])
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Interruption:
+    rule_id: int
+    action: str  # deny | drop | redirect
+    status: int
+    url: str | None = None
+
+
+@dataclass
+class MatchedRule:
+    id: int
+    phase: int
+    msg: str
+    data: str
+    severity: int | None
+    tags: tuple[str, ...]
+    matched_var_name: str
+    matched_var: str
+    disruptive: bool  # would have interrupted (in DetectionOnly: was not allowed to)
+    log: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "phase": self.phase, "msg": self.msg, "data": self.data,
+                "severity": self.severity, "tags": list(self.tags),
+                "matched_var_name": self.matched_var_name}
+
+
+@dataclass
+class _TargetRemoval:
+    ids: list[tuple[int, int]] = field(default_factory=list)
+    tag: str | None = None
+    msg: str | None = None
+    selector: Selector | None = None
+
+    def applies(self, rule: Rule) -> bool:
+        if self.ids:
+            return any(lo <= rule.id <= hi for lo, hi in self.ids)
+        if self.tag is not None:
+            return self.tag in rule.tags
+        if self.msg is not None:
+            return rule.msg is not None and rule.msg.constant == self.msg
+        return False
+
+
+class Transaction:
+    def __init__(self, ruleset: RuleSet, unique_id: str = "") -> None:
+        s = ruleset.settings
+        self.ruleset = ruleset
+        self.engine = s.rule_engine
+        self.request_body_access = s.request_body_access
+        self.response_body_access = s.response_body_access
+        self.request_body_limit = s.request_body_limit
+        self.response_body_limit = s.response_body_limit
+        self.body_processor: str | None = None
+        self.force_request_body_variable = False
+        self.audit_engine = s.audit_engine
+        self.unique_id = unique_id
+        self.started = time.time()
+
+        self.interruption: Interruption | None = None
+        self.matched: list[MatchedRule] = []
+        self.capturing = False
+        self._removed_ranges: list[tuple[int, int]] = []
+        self._removed_tags: set[str] = set()
+        self._removed_msgs: set[str] = set()
+        self._target_removals: list[_TargetRemoval] = []
+        self._allow_all = False
+        self._allow_request = False
+        self._tcache: dict[tuple[int, bytes], bytes] = {}
+        self._current_rule: Rule | None = None
+        self.xml: Any = None
+
+        self.args_get = MapCollection()
+        self.args_post = MapCollection()
+        self.request_headers = MapCollection()
+        self.request_cookies = MapCollection()
+        self.response_headers = MapCollection()
+        self.tx = TxCollection()
+        self.env = TxCollection()
+        self.files = MapCollection()
+        self.files_sizes = MapCollection()
+        self.files_names = MapCollection()
+        self.multipart_part_headers = MapCollection()
+        self.matched_vars = MapCollection()
+        self.matched_var = Single(b"")
+        self.matched_var_name = Single(b"")
+        self.extra: dict[str, TxCollection] = {}
+        self.singles: dict[str, Single] = {name: Single() for name in (
+            "REQUEST_METHOD", "REQUEST_URI", "REQUEST_URI_RAW", "REQUEST_FILENAME",
+            "REQUEST_BASENAME", "REQUEST_LINE", "REQUEST_PROTOCOL", "QUERY_STRING",
+            "REQUEST_BODY", "REQUEST_BODY_LENGTH", "REMOTE_ADDR", "REMOTE_PORT",
+            "SERVER_ADDR", "SERVER_PORT", "SERVER_NAME", "REQBODY_PROCESSOR", "REQBODY_ERROR",
+            "REQBODY_ERROR_MSG", "REQBODY_PROCESSOR_ERROR", "RESPONSE_STATUS",
+            "RESPONSE_PROTOCOL", "RESPONSE_BODY", "RESPONSE_CONTENT_TYPE",
+            "RESPONSE_CONTENT_LENGTH", "STATUS_LINE", "UNIQUE_ID", "HIGHEST_SEVERITY",
+            "FULL_REQUEST", "FULL_REQUEST_LENGTH", "URLENCODED_ERROR", "INBOUND_DATA_ERROR",
+            "OUTBOUND_DATA_ERROR", "PATH_INFO", "AUTH_TYPE", "REMOTE_USER", "MULTIPART_FILENAME",
+            "MULTIPART_NAME",
+        )}
+        for flag in ("MULTIPART_STRICT_ERROR", "MULTIPART_UNMATCHED_BOUNDARY",
+                     "MULTIPART_BOUNDARY_QUOTED", "MULTIPART_BOUNDARY_WHITESPACE",
+                     "MULTIPART_DATA_BEFORE", "MULTIPART_DATA_AFTER", "MULTIPART_HEADER_FOLDING",
+                     "MULTIPART_LF_LINE", "MULTIPART_CRLF_LF_LINES",
+                     "MULTIPART_MISSING_SEMICOLON", "MULTIPART_INVALID_QUOTING",
+                     "MULTIPART_INVALID_PART", "MULTIPART_INVALID_HEADER_FOLDING",
+                     "MULTIPART_FILE_LIMIT_EXCEEDED"):
+            self.singles[flag] = Single(b"0")
+        self.singles["UNIQUE_ID"].value = _b(unique_id)
+        self.singles["REQBODY_ERROR"].value = b"0"
+        # Present and empty until a processor is chosen (CRS's 901340 tests it
+        # with a negated operator to force REQUEST_BODY for other types).
+        self.singles["REQBODY_PROCESSOR"].value = b""
+        self.singles["REQBODY_PROCESSOR_ERROR"].value = b"0"
+        self.args = Concat(self.args_get, self.args_post)
+        self.collections: dict[str, Any] = {
+            "ARGS": self.args, "ARGS_GET": self.args_get, "ARGS_POST": self.args_post,
+            "ARGS_NAMES": Names(self.args), "ARGS_GET_NAMES": Names(self.args_get),
+            "ARGS_POST_NAMES": Names(self.args_post),
+            "REQUEST_HEADERS": self.request_headers,
+            "REQUEST_HEADERS_NAMES": Names(self.request_headers),
+            "REQUEST_COOKIES": self.request_cookies,
+            "REQUEST_COOKIES_NAMES": Names(self.request_cookies),
+            "RESPONSE_HEADERS": self.response_headers,
+            "RESPONSE_HEADERS_NAMES": Names(self.response_headers),
+            "TX": self.tx, "ENV": self.env, "FILES": self.files, "FILES_NAMES": self.files_names,
+            "FILES_SIZES": self.files_sizes, "MULTIPART_PART_HEADERS": self.multipart_part_headers,
+            "MATCHED_VARS": self.matched_vars, "MATCHED_VARS_NAMES": Names(self.matched_vars),
+            "MATCHED_VAR": self.matched_var, "MATCHED_VAR_NAME": self.matched_var_name,
+            **self.singles,
+        }
+
+    # ------------------------------------------------------------ request
+
+    def process_connection(self, client_ip: str, client_port: int, server_ip: str = "",
+                           server_port: int = 0) -> None:
+        self.singles["REMOTE_ADDR"].value = _b(client_ip)
+        self.singles["REMOTE_PORT"].value = str(client_port).encode()
+        self.singles["SERVER_ADDR"].value = _b(server_ip)
+        self.singles["SERVER_PORT"].value = str(server_port).encode()
+
+    def process_uri(self, uri: str | bytes, method: str | bytes,
+                    protocol: str | bytes) -> None:
+        raw = _b(uri)
+        path, sep, query = raw.partition(b"?")
+        # Absolute-form targets (http://host/path) name the path after the authority.
+        if b"://" in path[:10]:
+            after = path.split(b"://", 1)[1]
+            slash = after.find(b"/")
+            path = after[slash:] if slash >= 0 else b"/"
+        s = self.singles
+        s["REQUEST_METHOD"].value = _b(method)
+        s["REQUEST_PROTOCOL"].value = _b(protocol)
+        s["REQUEST_URI_RAW"].value = raw
+        s["REQUEST_URI"].value = path + sep + query
+        s["REQUEST_FILENAME"].value = path
+        s["PATH_INFO"].value = path
+        s["REQUEST_BASENAME"].value = path.rsplit(b"/", 1)[-1]
+        s["QUERY_STRING"].value = query
+        s["REQUEST_LINE"].value = _b(method) + b" " + raw + b" " + _b(protocol)
+        if query:
+            for name, value in parse_urlencoded(query).args:
+                self.args_get.add(_text(name), value)
+
+    def add_request_header(self, name: str | bytes, value: str | bytes) -> None:
+        key = _text(_b(name))
+        val = _b(value)
+        self.request_headers.add(key, val)
+        if key.lower() == "cookie":
+            for part in val.split(b";"):
+                part = part.lstrip()
+                if not part:
+                    continue
+                cname, _, cvalue = part.partition(b"=")
+                self.request_cookies.add(_text(cname), cvalue)
+
+    def process_request_headers(self) -> Interruption | None:
+        ctype = (self.request_headers.first("content-type") or b"").lower()
+        if ctype.startswith(b"application/x-www-form-urlencoded"):
+            self._set_body_processor("URLENCODED")
+        elif ctype.startswith(b"multipart/form-data"):
+            self._set_body_processor("MULTIPART")
+        return self._run_phase(1)
+
+    def _set_body_processor(self, name: str) -> None:
+        self.body_processor = name.upper()
+        self.singles["REQBODY_PROCESSOR"].value = self.body_processor.encode()
+
+    def process_request_body(self, body: bytes = b"") -> Interruption | None:
+        if self.interruption is not None:
+            return self.interruption
+        if self.request_body_access and body:
+            self._parse_body(body)
+        self.singles["REQUEST_BODY_LENGTH"].value = str(len(body)).encode()
+        return self._run_phase(2)
+
+    def _parse_body(self, body: bytes) -> None:
+        processor = self.body_processor
+        result: BodyResult | None = None
+        ctype = _text(self.request_headers.first("content-type") or b"")
+        if processor == "URLENCODED":
+            result = parse_urlencoded(body, max_args=self.ruleset.settings.arguments_limit)
+        elif processor == "MULTIPART":
+            result = parse_multipart(body, ctype)
+        elif processor == "JSON":
+            result = parse_json(body)
+        elif processor == "XML":
+            result = parse_xml(body)
+        if processor == "URLENCODED" or self.force_request_body_variable:
+            self.singles["REQUEST_BODY"].value = body
+        if result is None:
+            return
+        for name, value in result.args:
+            self.args_post.add(_text(name), value)
+        for part in result.files:
+            pname = _text(part.name)
+            self.files.add(pname, part.filename)
+            self.files_names.add(pname, part.name)
+            self.files_sizes.add(pname, str(part.size).encode())
+        for pname_b, header in result.part_headers:
+            self.multipart_part_headers.add(_text(pname_b), header)
+        for flag, on in result.flags.items():
+            if flag in self.singles:
+                self.singles[flag].value = str(on).encode()
+        if getattr(result, "multipart_filename", None):
+            self.singles["MULTIPART_FILENAME"].value = result.multipart_filename[-1]
+        if getattr(result, "multipart_name", None):
+            self.singles["MULTIPART_NAME"].value = result.multipart_name[-1]
+        self.xml = result.xml
+        if result.error:
+            self.singles["REQBODY_ERROR"].value = b"1"
+            self.singles["REQBODY_PROCESSOR_ERROR"].value = b"1"
+            self.singles["REQBODY_ERROR_MSG"].value = _b(result.error)
+
+    # ----------------------------------------------------------- response
+
+    def process_response_headers(self, status: int, protocol: str = "HTTP/1.1",
+                                 headers: Iterable[tuple[str | bytes, str | bytes]] = (),
+                                 ) -> Interruption | None:
+        s = self.singles
+        s["RESPONSE_STATUS"].value = str(status).encode()
+        s["RESPONSE_PROTOCOL"].value = _b(protocol)
+        s["STATUS_LINE"].value = _b(protocol) + b" " + str(status).encode()
+        for name, value in headers:
+            key = _text(_b(name))
+            self.response_headers.add(key, _b(value))
+            if key.lower() == "content-type":
+                s["RESPONSE_CONTENT_TYPE"].value = _b(value)
+            elif key.lower() == "content-length":
+                s["RESPONSE_CONTENT_LENGTH"].value = _b(value)
+        return self._run_phase(3)
+
+    def response_body_wanted(self) -> bool:
+        if not self.response_body_access or self.engine == "Off":
+            return False
+        ctype = _text(self.singles["RESPONSE_CONTENT_TYPE"].value or b"")
+        mime = ctype.split(";", 1)[0].strip().lower()
+        return mime in self.ruleset.settings.response_body_mime_types
+
+    def process_response_body(self, body: bytes = b"") -> Interruption | None:
+        if self.response_body_wanted():
+            self.singles["RESPONSE_BODY"].value = body[: self.response_body_limit]
+        return self._run_phase(4)
+
+    def process_logging(self) -> None:
+        self._run_phase(5)
+
+    # ------------------------------------------------------------- the loop
+
+    def _run_phase(self, phase: int) -> Interruption | None:
+        if self.engine == "Off":
+            return None
+        if phase != 5 and (self.interruption is not None or self._allow_all
+                           or (self._allow_request and phase <= 2)):
+            return self.interruption
+        skip_after: str | None = None
+        skip = 0
+        for rule in self.ruleset.phase_rules[phase]:
+            if rule.marker is not None:
+                if skip_after is not None and rule.marker == skip_after:
+                    skip_after = None
+                continue
+            if skip_after is not None:
+                continue
+            if skip:
+                skip -= 1
+                continue
+            if self._is_removed(rule):
+                continue
+            if self._evaluate(rule):
+                if rule.skip_after:
+                    skip_after = rule.skip_after
+                elif rule.skip:
+                    skip = rule.skip
+                if self.interruption is not None and phase != 5:
+                    break
+                if self._allow_phase:
+                    self._allow_phase = False
+                    break
+                if self._allow_all or (self._allow_request and phase <= 2):
+                    break
+        return self.interruption
+
+    _allow_phase = False
+
+    def _is_removed(self, rule: Rule) -> bool:
+        rid = rule.id
+        for lo, hi in self._removed_ranges:
+            if lo <= rid <= hi:
+                return True
+        if self._removed_tags and self._removed_tags.intersection(rule.tags):
+            return True
+        return bool(self._removed_msgs and rule.msg is not None
+                    and rule.msg.constant in self._removed_msgs)
+
+    def _evaluate(self, rule: Rule) -> bool:
+        """Evaluate a rule and its chain; act on a full match."""
+        self._current_rule = rule
+        if len(self.matched_vars):
+            self.matched_vars = MapCollection()
+            self.collections["MATCHED_VARS"] = self.matched_vars
+            self.collections["MATCHED_VARS_NAMES"] = Names(self.matched_vars)
+        if not self._evaluate_link(rule, rule):
+            return False
+        link = rule.chain
+        while link is not None:
+            if not self._evaluate_link(link, rule):
+                return False
+            link = link.chain
+        self._act(rule)
+        return True
+
+    def _evaluate_link(self, link: Rule, starter: Rule) -> bool:
+        if link.is_action:
+            self._run_actions(link)
+            return True
+        operator = link.operator
+        assert operator is not None
+        self.capturing = link.capture
+        negated = link.negated
+        matched = False
+        for name, value in self._values(link, starter):
+            for candidate in self._transformed(link, value):
+                hit = operator.evaluate(self, candidate)
+                if hit != negated:
+                    matched = True
+                    self.matched_var.value = candidate
+                    self.matched_var_name.value = name.encode("utf-8", "surrogateescape")
+                    self.matched_vars.add(name, candidate)
+                    self._run_actions(link)
+                    break
+        return matched
+
+    def _run_actions(self, link: Rule) -> None:
+        for action, argument in link.actions:
+            action.evaluate(self, argument)
+
+    def _transformed(self, rule: Rule, value: bytes) -> list[bytes]:
+        chain = rule.transformations
+        if not chain:
+            return [value]
+        cache = self._tcache
+        current = value
+        out = [value] if rule.multi_match else None
+        for pid, fn in chain:
+            key = (pid, value)
+            result = cache.get(key)
+            if result is None:
+                result = cache[key] = fn(current)
+            if out is not None and result != current:
+                out.append(result)
+            current = result
+        return out if out is not None else [current]
+
+    def _values(self, rule: Rule, starter: Rule) -> list[tuple[str, bytes]]:
+        removals = [r.selector for r in self._target_removals if r.applies(starter)]
+        out: list[tuple[str, bytes]] = []
+        for sel in rule.selectors:
+            coll_name = sel.collection
+            if coll_name == "XML":
+                out.extend(self._xml_values(sel))
+                continue
+            coll = self._collection(coll_name)
+            if coll is None:
+                continue
+            if sel.count:
+                n = sum(1 for k, _ in coll.items()
+                        if sel.matches_key(k) and not self._excluded(rule, removals, sel, k))
+                label = f"&{coll_name}:{sel.key}" if sel.key else f"&{coll_name}"
+                out.append((label, str(n).encode()))
+                continue
+            for key, value in coll.items():
+                if not sel.matches_key(key) or self._excluded(rule, removals, sel, key):
+                    continue
+                out.append((f"{coll_name}:{key}" if key else coll_name, value))
+        return out
+
+    @staticmethod
+    def _excluded(rule: Rule, removals: Sequence[Selector | None], sel: Selector,
+                  key: str) -> bool:
+        for ex in rule.exclusions:
+            if ex.collection == sel.collection and ex.matches_key(key):
+                return True
+        return any(r is not None and r.collection == sel.collection and r.matches_key(key)
+                   for r in removals)
+
+    def _xml_values(self, sel: Selector) -> list[tuple[str, bytes]]:
+        if self.xml is None or not sel.key:
+            return []
+        try:
+            values = self.xml.xpath(sel.key)
+        except NotImplementedError:
+            return []
+        return [(f"XML:{sel.key}", v) for v in values]
+
+    def _collection(self, name: str) -> Any:
+        coll = self.collections.get(name)
+        if coll is not None:
+            return coll
+        if name == "ARGS_COMBINED_SIZE":
+            size = sum(len(k) + len(v) for k, v in self.args.items())
+            return Single(str(size).encode())
+        if name == "FILES_COMBINED_SIZE":
+            size = sum(_int_prefix(_text(v)) for _, v in self.files_sizes.items())
+            return Single(str(size).encode())
+        if name == "DURATION":
+            return Single(str(int((time.time() - self.started) * 1_000_000)).encode())
+        if name.startswith("TIME"):
+            return Single(self._time(name))
+        if name == "RULE":
+            return self._rule_collection()
+        return self.extra.get(name)
+
+    def _time(self, name: str) -> bytes:
+        t = time.localtime()
+        values = {"TIME": time.strftime("%H:%M:%S", t), "TIME_DAY": str(t.tm_mday),
+                  "TIME_EPOCH": str(int(time.time())), "TIME_HOUR": str(t.tm_hour),
+                  "TIME_MIN": str(t.tm_min), "TIME_MON": str(t.tm_mon),
+                  "TIME_SEC": str(t.tm_sec), "TIME_WDAY": str((t.tm_wday + 1) % 7),
+                  "TIME_YEAR": str(t.tm_year)}
+        return values.get(name, "").encode()
+
+    def _rule_collection(self) -> MapCollection:
+        rule = self._current_rule
+        coll = MapCollection()
+        if rule is not None:
+            coll.add("id", str(rule.id).encode())
+            coll.add("phase", str(rule.phase).encode())
+            if rule.msg is not None:
+                coll.add("msg", _b(rule.msg.expand(self)))
+            if rule.severity is not None:
+                coll.add("severity", str(rule.severity).encode())
+        return coll
+
+    # --------------------------------------------------------- on a match
+
+    def _act(self, rule: Rule) -> None:
+        disruptive = rule.disruptive
+        if disruptive == "block" or disruptive is None:
+            disruptive = self.ruleset.default_disruptive.get(rule.phase, "pass")
+        would_block = disruptive in _DISRUPTIVE_BLOCKING
+        if rule.log or rule.auditlog:
+            self.matched.append(MatchedRule(
+                id=rule.id, phase=rule.phase,
+                msg=rule.msg.expand(self) if rule.msg is not None else "",
+                data=rule.logdata.expand(self) if rule.logdata is not None else "",
+                severity=rule.severity, tags=rule.tags,
+                matched_var_name=_text(self.matched_var_name.value or b""),
+                matched_var=_text((self.matched_var.value or b"")[:200]),
+                disruptive=would_block, log=rule.log,
+            ))
+        if rule.severity is not None:
+            current = self.singles["HIGHEST_SEVERITY"].value
+            if current is None or rule.severity < int(current):
+                self.singles["HIGHEST_SEVERITY"].value = str(rule.severity).encode()
+        if self.engine != "On":
+            return
+        if would_block:
+            status = rule.status or 403
+            url = rule.redirect_url.expand(self) if rule.redirect_url is not None else None
+            if disruptive == "redirect" and rule.status is None:
+                status = 302
+            self.interruption = Interruption(rule.id, disruptive, status, url)
+        elif disruptive == "allow":
+            if rule.allow_scope == "phase":
+                self._allow_phase = True
+            elif rule.allow_scope == "request":
+                self._allow_request = True
+            else:
+                self._allow_all = True
+
+    # -------------------------------------------- what actions and macros use
+
+    def set_captures(self, groups: Sequence[bytes]) -> None:
+        for i in range(10):
+            if i < len(groups):
+                self.tx.set(str(i), groups[i])
+            else:
+                self.tx.remove(str(i))
+
+    def macro_value(self, collection: str, key: str | None) -> str:
+        if collection == "TX":
+            value = self.tx.first(key or "")
+            return _text(value) if value is not None else ""
+        if collection == "MATCHED_VAR":
+            return _text(self.matched_var.value or b"")
+        if collection == "MATCHED_VAR_NAME":
+            return _text(self.matched_var_name.value or b"")
+        coll = self._collection(collection)
+        if coll is None:
+            return ""
+        values = coll.get(key) if key else [v for _, v in coll.items()]
+        return _text(values[0]) if values else ""
+
+    def setvar(self, op: SetVar) -> None:
+        coll = self.tx if op.collection == "TX" else self.extra.setdefault(op.collection,
+                                                                            TxCollection())
+        key = op.key.expand(self).lower()
+        if op.op == "delete":
+            coll.remove(key)
+            return
+        value = op.value.expand(self)
+        if op.op == "=":
+            coll.set(key, _b(value))
+            return
+        current = coll.first(key)
+        base = _int_prefix(_text(current)) if current is not None else 0
+        delta = _int_prefix(value)
+        coll.set(key, str(base + delta if op.op == "+" else base - delta).encode())
+
+    def init_collection(self, name: str) -> None:
+        self.extra.setdefault(name, TxCollection())
+
+    def ctl(self, option: str, argument: str) -> None:
+        arg = argument.strip()
+        if option == "ruleengine":
+            value = {"on": "On", "off": "Off", "detectiononly": "DetectionOnly"}.get(arg.lower())
+            if value:
+                self.engine = value
+        elif option == "requestbodyaccess":
+            self.request_body_access = arg.lower() in ("on", "true")
+        elif option == "responsebodyaccess":
+            self.response_body_access = arg.lower() in ("on", "true")
+        elif option == "requestbodyprocessor":
+            self._set_body_processor(arg)
+        elif option == "forcerequestbodyvariable":
+            self.force_request_body_variable = arg.lower() in ("on", "true")
+        elif option == "requestbodylimit" and arg.isdigit():
+            self.request_body_limit = int(arg)
+        elif option == "responsebodylimit" and arg.isdigit():
+            self.response_body_limit = int(arg)
+        elif option == "ruleremovebyid":
+            self._removed_ranges.extend(parse_id_ranges(arg))
+        elif option == "ruleremovebytag":
+            self._removed_tags.add(arg)
+        elif option == "ruleremovebymsg":
+            self._removed_msgs.add(arg)
+        elif option.startswith("ruleremovetargetby"):
+            self._remove_target(option, arg)
+        elif option == "auditengine":
+            self.audit_engine = arg
+
+    def _remove_target(self, option: str, arg: str) -> None:
+        from waf.seclang import parse_variables
+
+        which, _, targets = arg.partition(";")
+        for spec in parse_variables(targets):
+            removal = _TargetRemoval(selector=Selector.from_spec(spec))
+            if option == "ruleremovetargetbyid":
+                removal.ids = parse_id_ranges(which)
+            elif option == "ruleremovetargetbytag":
+                removal.tag = which
+            else:
+                removal.msg = which
+            self._target_removals.append(removal)
+
+    # -------------------------------------------------------------- results
+
+    @property
+    def logged_rules(self) -> list[MatchedRule]:
+        return [m for m in self.matched if m.log]
+
+    def anomaly_scores(self) -> dict[str, int]:
+        return {k: _int_prefix(_text(v)) for k, v in self.tx.items()
+                if "anomaly_score" in k and not k.endswith("threshold")}
