@@ -173,7 +173,7 @@ class _Protocol(RequestHandler):
             log.error("error handling request", exc_info=exc)
             text = "internal error"
         self.gateway.metrics.local_errors.labels(str(status)).inc()
-        local = json_error(status, text, _new_request_id())
+        local = json_error(status, text, _new_request_id(), {"Server": SERVER_NAME})
         resp = web.Response(status=local.status, body=local.body, headers=local.headers)
         resp.force_close()
         return resp
@@ -191,6 +191,25 @@ class _ClosingResponse(web.Response):
         await super().write_eof(data)
         if req is not None and isinstance(req.protocol, RequestHandler):
             req.protocol.force_close()
+
+
+def origin_form(raw_target: str) -> str | None:
+    """The path-and-query of a request target; None when it has none.
+
+    Absolute-form (``http://host/p?q``), which RFC 9112 says servers must
+    accept, is reduced to its path; authority-form (CONNECT ``host:port``) and
+    anything else that is not a path has nothing to route.
+    """
+    if raw_target.startswith("/"):
+        return raw_target
+    scheme, sep, rest = raw_target.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        slash = rest.find("/")
+        query = rest.find("?")
+        if slash < 0 or (0 <= query < slash):
+            return "/" + (rest[query:] if query >= 0 else "")
+        return rest[slash:]
+    return None
 
 
 def _new_request_id() -> str:
@@ -366,7 +385,12 @@ class Gateway:
 
         refusal = self._check_limits(request, limits)
         route = None
-        path, upstream_path = normalize_request_path(request.raw_path)
+        target = origin_form(request.raw_path)
+        if target is None:
+            refusal = refusal or (400, "the request target must be a path (this is not a "
+                                       "forward proxy: no CONNECT or authority-form)")
+            target = "/"
+        path, upstream_path = normalize_request_path(target)
         if refusal is None:
             route = rt.table.match(headers.get("Host", ""), path, request.method,
                                    headers, lambda: request.query)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from waf.actions.variables import SetVar
 from waf.bodyprocessors import BodyResult, parse_json, parse_multipart, parse_urlencoded, parse_xml
@@ -198,9 +199,11 @@ class Transaction:
         s["REQUEST_PROTOCOL"].value = _b(protocol)
         s["REQUEST_URI_RAW"].value = raw
         s["REQUEST_URI"].value = path + sep + query
-        s["REQUEST_FILENAME"].value = path
-        s["PATH_INFO"].value = path
-        s["REQUEST_BASENAME"].value = path.rsplit(b"/", 1)[-1]
+        # As ModSecurity: the file name is percent-decoded, the URI is not.
+        filename = unquote_to_bytes(path) if b"%" in path else path
+        s["REQUEST_FILENAME"].value = filename
+        s["PATH_INFO"].value = filename
+        s["REQUEST_BASENAME"].value = filename.rsplit(b"/", 1)[-1]
         s["QUERY_STRING"].value = query
         s["REQUEST_LINE"].value = _b(method) + b" " + raw + b" " + _b(protocol)
         if query:
@@ -251,7 +254,10 @@ class Transaction:
             result = parse_json(body)
         elif processor == "XML":
             result = parse_xml(body)
-        if processor == "URLENCODED" or self.force_request_body_variable:
+        # ModSecurity 2 semantics, which CRS's tests follow: the raw body is a
+        # variable for urlencoded and JSON bodies, or when a rule forces it
+        # (CRS does for types no processor understands); not for multipart or XML.
+        if processor in ("URLENCODED", "JSON") or self.force_request_body_variable:
             self.singles["REQUEST_BODY"].value = body
         if result is None:
             return

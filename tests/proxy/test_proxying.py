@@ -618,3 +618,19 @@ async def test_forwarded_header_from_untrusted_peers_is_dropped(
     async with http.get(gw.url + "/", headers={"Forwarded": "for=6.6.6.6;proto=https"}) as resp:
         echo = await resp.json()
     assert "Forwarded" not in echo["headers"]
+
+
+@pytest.mark.parametrize(("request_line", "status", "path"), [
+    (b"CONNECT 1.2.3.4:80 HTTP/1.1", 400, None),
+    (b"GET http://example.test/a/b?x=1 HTTP/1.1", 200, "/a/b"),
+    (b"GET http://example.test HTTP/1.1", 200, "/"),
+])
+async def test_request_targets_that_are_not_paths(gateway: Start, upstream: Upstream,
+                                                  request_line: bytes, status: int,
+                                                  path: str | None) -> None:
+    gw = await gateway(simple_config(await upstream()))
+    raw = await raw_exchange(gw.port, request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+    got, _, body = parse_response(raw)
+    assert got == status, body
+    if path is not None:
+        assert json.loads(body)["path"] == path

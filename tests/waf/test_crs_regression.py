@@ -37,9 +37,14 @@ async def test_crs_regression_suite_has_no_new_failures() -> None:
     assert len(tests) == 5082
     async with in_process_target(CRS, None) as target:
         report = await run_tests(tests, target)
-    failed = {c.test.id: c.reason for c in report.cases if c.outcome == "failed"}
-    known = known_failures()
-    new = {k: v for k, v in failed.items() if k not in known}
+        failed = {c.test.id: c.reason for c in report.cases if c.outcome == "failed"}
+        known = known_failures()
+        new = {k: v for k, v in failed.items() if k not in known}
+        if new:
+            # A few tests race the log marker or the connection (921110-6 sends
+            # a smuggled second request): judge a new failure only if it repeats.
+            again = await run_tests([t for t in tests if t.id in new], target)
+            new = {c.test.id: c.reason for c in again.cases if c.outcome == "failed"}
     print(f"CRS regression: {report.summary_line()}; known failures {len(known)}")
     assert not new, "tests that pass on main now fail:\n" + "\n".join(
         f"{k}: {v}" for k, v in sorted(new.items()))

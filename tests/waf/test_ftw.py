@@ -609,7 +609,7 @@ async def test_replay_cli_live(tmp_path: Path, waf_server: tuple[str, int, Path]
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["x"], "the in-process mode (no --url) is not available yet"),
+    (["x"], "the in-process mode needs --crs CRS_DIR"),
     (["x", "--url", "http://127.0.0.1:1"], "--url needs --log FILE"),
     (["x", "--url", "ftp://h", "--log", "l"], "--url ftp://h: expected http"),
     (["x", "--url", "http://h", "--log", "l", "--paranoia", "2"], "--paranoia configures"),
