@@ -14,9 +14,13 @@ and a top-level scalar is named ``json``. Coraza names array elements
 either, and CRS's CI runs on ModSecurity, so ModSecurity's names are used.
 
 Parsing is strict RFC 8259 (no NaN, comments or trailing commas; UTF-8
-only). A malformed document sets ``error`` and yields no arguments
-(ModSecurity keeps those parsed before the error). Exceeding ``max_args``
-or ``max_depth`` sets ``error`` and keeps the arguments found so far.
+only), and accepts and rejects what ModSecurity's parser does; a lone
+surrogate escape becomes ``?`` as there. Names and values were checked
+against libmodsecurity 3.0.15 (see the differential tests), which puts
+them in ARGS in hash order; here they come in document order. A malformed
+document sets ``error`` and yields no arguments (ModSecurity keeps those
+parsed before the error). Exceeding ``max_args`` or ``max_depth`` sets
+``error`` and keeps the arguments found so far.
 
 Documents nest fine up to ``max_depth``: the C ``json`` module parses
 anything shallower than Python's recursion limit, and an iterative
@@ -106,7 +110,7 @@ def _text(value: object) -> bytes:
     if value is False:
         return b"false"
     assert isinstance(value, str)
-    return value.encode("utf-8", "surrogatepass")
+    return value.encode("utf-8", "replace")
 
 
 class _Flattener:
@@ -210,7 +214,7 @@ def _walk(document: object, sink: _Flattener) -> None:
             if in_array:
                 key, value = None, item
             else:
-                key, value = item[0].encode("utf-8", "surrogatepass"), item[1]
+                key, value = item[0].encode("utf-8", "replace"), item[1]
             kind = type(value)
             if kind is list or kind is tuple:
                 if not value:
@@ -307,7 +311,7 @@ def _tokenize(body: bytes, sink: _Flattener) -> None:
         if group == _STRING:
             value = tok[1:-1]
             if b"\\" in value:
-                value = json.loads(tok).encode("utf-8", "surrogatepass")
+                value = json.loads(tok).encode("utf-8", "replace")
             if state in (_KEY_OR_END, _KEY):
                 if pending:
                     sink.open(pending.pop(), key)

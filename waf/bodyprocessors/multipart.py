@@ -24,11 +24,17 @@ ModSecurity v3's is 1 (what its recommended rule 200004 tests with ``@eq
 came after it. (v3 then stores 2, which every body with two boundaries ends
 with; that value is reported as 0.)
 
-Where ModSecurity v2 and v3 differ the choice is the safer one: a malformed
-part header stops parsing with an error (v2; v3 logs it and carries on), a
-form field keeps its inner line breaks (v2; v3 drops them), and an empty
-boundary in the Content-Type is an error (both accept it silently). Parts
-completed before an error are still returned, so rules can inspect them.
+Flags, arguments, files and part headers were checked against
+libmodsecurity 3.0.15 (see the differential tests). Where it differs, on
+purpose: a malformed part header stops parsing with an error (v2; v3 logs
+it and carries on, and silently drops a duplicate header); a form field
+keeps its inner line breaks (v2; v3 drops them); an empty boundary in the
+Content-Type is an error (v3 accepts it and skips the body); error messages
+name the first problem (v3 often overwrites it with "Final boundary
+missing"); the file limit counts every file part (v3 only when it extracts
+files); and, for bounded work, more than ``max_parts`` parts or 100 header
+lines in a part is an error. Parts completed before an error are still
+returned, so rules can inspect them.
 """
 
 from __future__ import annotations
