@@ -167,7 +167,9 @@ class _Protocol(RequestHandler):
         elif isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc):
             status, text = 431, f"more than {limits.max_headers} request headers"
         elif status == 400:
-            detail = exc.message if isinstance(exc, BadHttpMessage) else message
+            detail = str(exc.message if isinstance(exc, BadHttpMessage) else message)
+            # aiohttp quotes the offending bytes: never echo more than a glimpse.
+            detail = detail.split("\n", 1)[0][:120]
             text = f"malformed request: {detail}"
         else:
             log.error("error handling request", exc_info=exc)
