@@ -640,6 +640,6 @@ async def test_parse_errors_do_not_echo_the_request(gateway: Start, upstream: Up
     gw = await gateway(simple_config(await upstream()))
     raw = await raw_exchange(gw.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
                              b"Connection: close\r\n\r\nhello" + b"A" * 20000)
-    status, headers, body = parse_response(raw)
+    status, _, body = parse_response(raw)
     assert_json_error(status, body, 400)
     assert len(body) < 400
