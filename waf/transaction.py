@@ -114,6 +114,7 @@ class Transaction:
         self._allow_all = False
         self._allow_request = False
         self._tcache: dict[tuple[int, bytes], bytes] = {}
+        self._items_cache: dict[str, list[tuple[str, str, bytes]]] = {}
         self._current_rule: Rule | None = None
         self.xml: Any = None
 
@@ -243,6 +244,7 @@ class Transaction:
         return self._run_phase(2)
 
     def _parse_body(self, body: bytes) -> None:
+        self._items_cache.clear()
         processor = self.body_processor
         result: BodyResult | None = None
         ctype = _text(self.request_headers.first("content-type") or b"")
@@ -288,6 +290,7 @@ class Transaction:
     def process_response_headers(self, status: int, protocol: str = "HTTP/1.1",
                                  headers: Iterable[tuple[str | bytes, str | bytes]] = (),
                                  ) -> Interruption | None:
+        self._items_cache.clear()
         s = self.singles
         s["RESPONSE_STATUS"].value = str(status).encode()
         s["RESPONSE_PROTOCOL"].value = _b(protocol)
@@ -424,27 +427,66 @@ class Transaction:
         return out if out is not None else [current]
 
     def _values(self, rule: Rule, starter: Rule) -> list[tuple[str, bytes]]:
-        removals = [r.selector for r in self._target_removals if r.applies(starter)]
+        removals = ([r.selector for r in self._target_removals if r.applies(starter)]
+                    if self._target_removals else [])
+        filtered = bool(rule.exclusions or removals)
         out: list[tuple[str, bytes]] = []
         for sel in rule.selectors:
             coll_name = sel.collection
             if coll_name == "XML":
                 out.extend(self._xml_values(sel))
                 continue
-            coll = self._collection(coll_name)
-            if coll is None:
+            if sel.key is not None and sel.key_regex is None and not filtered:
+                # One key: the collection's index answers without a scan.
+                coll = self._collection(coll_name)
+                if coll is None:
+                    continue
+                values = coll.get(sel.key)
+                if sel.count:
+                    out.append((f"&{coll_name}:{sel.key}", str(len(values)).encode()))
+                else:
+                    name = f"{coll_name}:{sel.key}"
+                    out.extend((name, v) for v in values)
+                continue
+            items = self._named_items(coll_name)
+            if items is None:
                 continue
             if sel.count:
-                n = sum(1 for k, _ in coll.items()
-                        if sel.matches_key(k) and not self._excluded(rule, removals, sel, k))
+                n = sum(1 for key, _, _ in items if sel.matches_key(key)
+                        and not (filtered and self._excluded(rule, removals, sel, key)))
                 label = f"&{coll_name}:{sel.key}" if sel.key else f"&{coll_name}"
                 out.append((label, str(n).encode()))
                 continue
-            for key, value in coll.items():
-                if not sel.matches_key(key) or self._excluded(rule, removals, sel, key):
-                    continue
-                out.append((f"{coll_name}:{key}" if key else coll_name, value))
+            if sel.key is None and not filtered:
+                out.extend((name, value) for _, name, value in items)
+                continue
+            for key, name, value in items:
+                if sel.matches_key(key) and not (
+                        filtered and self._excluded(rule, removals, sel, key)):
+                    out.append((name, value))
         return out
+
+    # Collections that do not change once the request (or response) is read:
+    # their (key, "COLL:key", value) lists are built once per stage.
+    _STABLE = frozenset({
+        "ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NAMES", "ARGS_POST_NAMES",
+        "REQUEST_HEADERS", "REQUEST_HEADERS_NAMES", "REQUEST_COOKIES", "REQUEST_COOKIES_NAMES",
+        "FILES", "FILES_NAMES", "FILES_SIZES", "MULTIPART_PART_HEADERS", "RESPONSE_HEADERS",
+        "RESPONSE_HEADERS_NAMES",
+    })
+
+    def _named_items(self, coll_name: str) -> list[tuple[str, str, bytes]] | None:
+        cached = self._items_cache.get(coll_name)
+        if cached is not None:
+            return cached
+        coll = self._collection(coll_name)
+        if coll is None:
+            return None
+        items = [(key, f"{coll_name}:{key}" if key else coll_name, value)
+                 for key, value in coll.items()]
+        if coll_name in self._STABLE:
+            self._items_cache[coll_name] = items
+        return items
 
     @staticmethod
     def _excluded(rule: Rule, removals: Sequence[Selector | None], sel: Selector,
