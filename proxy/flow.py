@@ -55,9 +55,9 @@ class Flow:
     __slots__ = (
         "_states", "bytes_in", "bytes_out", "client_ip", "consumer", "credential_id",
         "decisions", "endpoint", "local_response", "method", "path", "query_string", "request",
-        "request_headers", "request_id", "response_body_limit", "response_body_overflow",
-        "response_headers", "response_started", "response_status", "route", "started",
-        "upstream_duration", "upstream_path", "upstream_started",
+        "request_body_truncated", "request_headers", "request_id", "response_body_limit",
+        "response_body_overflow", "response_headers", "response_started", "response_status",
+        "route", "started", "upstream_duration", "upstream_path", "upstream_started",
     )
 
     def __init__(self, request: web.BaseRequest, request_id: str, client_ip: str,
@@ -73,6 +73,9 @@ class Flow:
         # the query exactly as received. Plugins may rewrite it.
         self.upstream_path = upstream_path
         self.request_headers = request_headers
+        # Set before on_request_body when a buffered body was cut at
+        # request_body_limit ("truncate"): plugins see only its first bytes.
+        self.request_body_truncated = False
         self.route: Route | None = None
         # Set by authentication: the consumer (its config object) and the id
         # of the credential it presented.

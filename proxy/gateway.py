@@ -478,6 +478,7 @@ class Gateway:
                 return self._fail(flow, exc.status, exc.message)
             if extra and chain.request_body_overflow == "reject":
                 return self._fail(flow, 413, "request body exceeds the inspection limit")
+            flow.request_body_truncated = bool(extra)
             body = await chain.request_body(flow, prefix, True)
             if flow.local_response is not None:
                 return self._answer_local(flow)

@@ -176,6 +176,8 @@ class ResolvedPlugin:
     name: str
     cls: type[Plugin[Any]]
     config: BaseModel
+    # Where this config was written: ("plugins", name) or ("routes", i, "plugins", name).
+    where: ConfigPath = ()
 
     def key(self) -> str:
         """Identity for sharing one instance between routes with equal configs.
@@ -277,7 +279,7 @@ def resolve_all_plugins(
             except ValidationError as exc:
                 issues.extend(validation_issues(exc, lines, where))
                 continue
-            chain.append(ResolvedPlugin(name, cls, cfg))
+            chain.append(ResolvedPlugin(name, cls, cfg, where))
         chain.sort(key=lambda p: (p.cls.group, -p.cls.priority))
         resolved[route.name] = chain
     return resolved, issues

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.config import ConfigError, ConfigIssue, LoadedConfig
+from proxy.config import ConfigError, ConfigIssue, LoadedConfig, format_path
 from proxy.forwarding import TrustedProxies
 from proxy.metrics import Metrics
 from proxy.pipeline import PluginChain
@@ -91,21 +91,18 @@ async def build_runtime(loaded: LoadedConfig, metrics: Metrics, *, generation: i
             for rp in resolved[route_cfg.name]:
                 key = rp.key()
                 if key not in instances:
+                    where, line = format_path(rp.where), loaded.lines.get(rp.where)
                     try:
                         instances[key] = rp.cls(rp.config, ctx)
                     except Exception as exc:
-                        raise ConfigError([ConfigIssue(
-                            f"routes[{i}].plugins.{rp.name}", f"plugin failed to build: {exc}",
-                            loaded.lines.get(("routes", i, "plugins", rp.name)))],
-                            loaded.source) from exc
+                        raise ConfigError([ConfigIssue(where, f"plugin failed to build: {exc}",
+                                                       line)], loaded.source) from exc
                     if start:
                         try:
                             await instances[key].start()
                         except Exception as exc:
                             raise ConfigError([ConfigIssue(
-                                f"routes[{i}].plugins.{rp.name}",
-                                f"plugin failed to start: {exc}",
-                                loaded.lines.get(("routes", i, "plugins", rp.name)))],
+                                where, f"plugin failed to start: {exc}", line)],
                                 loaded.source) from exc
                         started.append(instances[key])
                 chain_plugins.append(instances[key])

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from proxy.flow import Flow
 from proxy.plugin import Group, Plugin, PluginContext
@@ -46,6 +46,12 @@ class TargetExclusion(BaseModel):
     tag: str | None = None
     target: str
 
+    @model_validator(mode="after")
+    def _one_selector(self) -> TargetExclusion:
+        if (self.id is None) == (self.tag is None):
+            raise ValueError("give exactly one of id or tag")
+        return self
+
 
 class Exclusions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -59,6 +65,8 @@ class Exclusions(BaseModel):
         for t in self.targets:
             if t.id is not None:
                 lines.append(f'SecRuleUpdateTargetById {t.id} "!{t.target}"')
+            else:
+                lines.append(f'SecRuleUpdateTargetByTag "{t.tag}" "!{t.target}"')
         return "\n".join(lines)
 
 
@@ -163,7 +171,7 @@ class WafPlugin(Plugin[WafConfig]):
 
     async def on_request_body(self, flow: Flow, chunk: bytes, end: bool) -> bytes:
         tx: Transaction = flow.state(self, _missing)
-        self._refuse(flow, tx, tx.process_request_body(chunk))
+        self._refuse(flow, tx, tx.process_request_body(chunk, flow.request_body_truncated))
         return chunk
 
     async def on_response_headers(self, flow: Flow) -> None:

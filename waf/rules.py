@@ -356,8 +356,18 @@ class Compiler:
     def _d_secruleupdatetargetbyid(self, d: Directive, args: tuple[str, ...]) -> None:
         if len(args) not in (2, 3):
             raise ValueError("expects ID TARGETS [REPLACED]")
-        specs = parse_variables(args[1])
-        for rule in self._rules_for(args[0]):
+        self._update_targets(self._rules_for(args[0]), args[1])
+
+    def _d_secruleupdatetargetbytag(self, d: Directive, args: tuple[str, ...]) -> None:
+        if len(args) not in (2, 3):
+            raise ValueError("expects TAG TARGETS [REPLACED]")
+        pattern = re.compile(args[0])
+        self._update_targets([r for r in self.rules if r.marker is None
+                              and any(pattern.search(t) for t in r.tags)], args[1])
+
+    def _update_targets(self, rules: list[Rule], targets: str) -> None:
+        specs = parse_variables(targets)
+        for rule in rules:
             for spec in specs:
                 selector = Selector.from_spec(spec)
                 (rule.exclusions if spec.negated else rule.selectors).append(selector)

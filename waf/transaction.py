@@ -235,15 +235,17 @@ class Transaction:
         self.body_processor = name.upper()
         self.singles["REQBODY_PROCESSOR"].value = self.body_processor.encode()
 
-    def process_request_body(self, body: bytes = b"") -> Interruption | None:
+    def process_request_body(self, body: bytes = b"", truncated: bool = False,
+                             ) -> Interruption | None:
+        """Phase 2. ``truncated``: ``body`` is only the first bytes of the request's body."""
         if self.interruption is not None:
             return self.interruption
         if self.request_body_access and body:
-            self._parse_body(body)
+            self._parse_body(body, truncated)
         self.singles["REQUEST_BODY_LENGTH"].value = str(len(body)).encode()
         return self._run_phase(2)
 
-    def _parse_body(self, body: bytes) -> None:
+    def _parse_body(self, body: bytes, truncated: bool = False) -> None:
         self._items_cache.clear()
         processor = self.body_processor
         result: BodyResult | None = None
@@ -251,11 +253,11 @@ class Transaction:
         if processor == "URLENCODED":
             result = parse_urlencoded(body, max_args=self.ruleset.settings.arguments_limit)
         elif processor == "MULTIPART":
-            result = parse_multipart(body, ctype)
+            result = parse_multipart(body, ctype, partial=truncated)
         elif processor == "JSON":
-            result = parse_json(body)
+            result = parse_json(body, partial=truncated)
         elif processor == "XML":
-            result = parse_xml(body)
+            result = parse_xml(body, partial=truncated)
         # ModSecurity 2 semantics, which CRS's tests follow: the raw body is a
         # variable for urlencoded and JSON bodies, or when a rule forces it
         # (CRS does for types no processor understands); not for multipart or XML.

@@ -44,10 +44,13 @@ _NAME_BUDGET_PER_BODY_BYTE = 32
 _MIN_NAME_BUDGET = 1 << 20
 
 
-def parse_json(body: bytes, *, max_depth: int = 10000, max_args: int = 100000) -> BodyResult:
+def parse_json(body: bytes, *, max_depth: int = 10000, max_args: int = 100000,
+               partial: bool = False) -> BodyResult:
     """Flatten a JSON document into (name, value) pairs; a malformed one sets ``error``.
 
-    An empty body is no arguments and no error (as in ModSecurity).
+    An empty body is no arguments and no error (as in ModSecurity). A
+    ``partial`` body (the first bytes of a longer one) may stop anywhere, even
+    inside a string, whose prefix is then the argument's value.
     """
     result = BodyResult()
     if not body:
@@ -55,6 +58,9 @@ def parse_json(body: bytes, *, max_depth: int = 10000, max_args: int = 100000) -
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if partial and exc.reason == "unexpected end of data":
+            return parse_json(body[: exc.start], max_depth=max_depth, max_args=max_args,
+                              partial=True)
         result.error = (
             f"{_PREFIX}lexical error: invalid bytes in UTF8 string at offset {exc.start}."
         )
@@ -65,6 +71,10 @@ def parse_json(body: bytes, *, max_depth: int = 10000, max_args: int = 100000) -
         name_budget=max(_NAME_BUDGET_PER_BODY_BYTE * len(body), _MIN_NAME_BUDGET),
     )
     try:
+        if partial:
+            _tokenize(body, sink, partial=True)
+            result.args = sink.args
+            return result
         try:
             document = json.loads(
                 text,
@@ -259,7 +269,14 @@ def _unexpected(token: bytes, at: int) -> _Malformed:
     return _Malformed(f"parse error: unexpected {token.decode()!r} at offset {at}.")
 
 
-def _tokenize(body: bytes, sink: _Flattener) -> None:
+# What may be left when a partial body is cut inside a token.
+_CUT_STRING = re.compile(rb'[ \t\n\r]*"((?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*)'
+                         rb"(?:\\(?:u[0-9a-fA-F]{0,3})?)?\Z")
+_CUT_SCALAR = re.compile(rb"[ \t\n\r]*(?:-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?"
+                         rb"|t(?:ru?)?|f(?:a(?:ls?)?)?|n(?:ul?)?)\Z")
+
+
+def _tokenize(body: bytes, sink: _Flattener, partial: bool = False) -> None:
     state = _VALUE
     pos = 0
     end = len(body)
@@ -272,6 +289,21 @@ def _tokenize(body: bytes, sink: _Flattener) -> None:
         m = match(body, pos)
         if m is None:
             rest = body[pos:].lstrip(b" \t\n\r")
+            if partial and (not rest or _CUT_SCALAR.match(body, pos)):
+                return
+            cut = _CUT_STRING.match(body, pos) if partial else None
+            if cut is not None and state in (_VALUE, _VALUE_OR_END, _KEY_OR_END, _KEY):
+                text = cut.group(1)
+                if b"\\" in text:
+                    text = json.loads(b'"' + text + b'"').encode("utf-8", "replace")
+                if pending:
+                    sink.open(pending.pop(), key)
+                    key = None
+                if state in (_KEY_OR_END, _KEY):
+                    sink.scalar(b"", text)  # a cut name: an argument with no value yet
+                else:
+                    sink.scalar(text, key)
+                return
             if not rest:
                 if state == _DONE:
                     return

@@ -87,16 +87,19 @@ FLAG_NAMES = (
 
 
 def parse_multipart(
-    body: bytes, content_type: str, *, max_files: int = 100, max_parts: int = 1000
+    body: bytes, content_type: str, *, max_files: int = 100, max_parts: int = 1000,
+    partial: bool = False,
 ) -> BodyResult:
     """Parse a ``multipart/form-data`` body given the request's Content-Type value.
 
     Form fields become ``args``, parts with a non-empty ``filename`` become
     ``files``. More than ``max_files`` file parts raises
     ``MULTIPART_FILE_LIMIT_EXCEEDED`` (ModSecurity's SecUploadFileLimit);
-    more than ``max_parts`` parts stops parsing with an error.
+    more than ``max_parts`` parts stops parsing with an error. A ``partial``
+    body (the first bytes of a longer one) needs no final boundary: the part
+    it was cut in ends where the body does.
     """
-    parser = _MultipartParser(body, max_files=max_files, max_parts=max_parts)
+    parser = _MultipartParser(body, max_files=max_files, max_parts=max_parts, partial=partial)
     parser.run(content_type.encode("latin-1", "replace"))
     return parser.result()
 
@@ -123,8 +126,12 @@ class _Part:
 
 
 class _MultipartParser:
-    def __init__(self, body: bytes, *, max_files: int, max_parts: int) -> None:
+    def __init__(self, body: bytes, *, max_files: int, max_parts: int,
+                 partial: bool = False) -> None:
         self.body = body
+        self.partial = partial
+        # Where the unterminated last line starts (it is never fed to chunk()).
+        self.tail_start = len(body)
         self.max_files = max_files
         self.max_parts = max_parts
         self.boundary = b""
@@ -332,6 +339,7 @@ class _MultipartParser:
                 return line_end
             if remaining < _BUF_SIZE:
                 # Left in the buffer when the body ends: only finish() looks at it.
+                self.tail_start = pos
                 return len(body)
             cut = pos + _BUF_SIZE
             if body[cut - 1] == 0x0D:
@@ -670,6 +678,17 @@ class _MultipartParser:
                 self.flags["MULTIPART_LF_LINE"] = 1
             if not self.data_read:
                 self.flags["MULTIPART_INVALID_PART"] = 1
+            self.end_part(last=True)
+            self.complete = True
+            return
+        if self.partial:
+            part = self.part
+            if part is not None and part.in_data:
+                if part.data_start < 0:
+                    part.data_start = self.tail_start
+                part.data_end = len(self.body)
+            else:
+                self.part = None  # cut inside its headers: nothing to name it by
             self.end_part(last=True)
             self.complete = True
             return

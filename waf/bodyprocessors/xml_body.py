@@ -67,15 +67,20 @@ class _Collector(ContentHandler):
         self.text.append(content)
 
 
-def parse_xml(body: bytes) -> BodyResult:
-    """Parse an XML document; a malformed or entity-declaring one sets ``error``."""
+def parse_xml(body: bytes, *, partial: bool = False) -> BodyResult:
+    """Parse an XML document; a malformed or entity-declaring one sets ``error``.
+
+    A ``partial`` body (the first bytes of a longer one) may stop anywhere: only
+    what it does contain must be well-formed.
+    """
     result = BodyResult()
     collector = _Collector()
     parser = _Parser()
     parser.setContentHandler(collector)
     try:
         parser.feed(body)
-        parser.close()
+        if not partial:
+            parser.close()
     except Exception as exc:  # expat, SAX and defusedxml errors alike
         result.error = _PREFIX + _describe(exc)
     if collector.started:
