@@ -147,6 +147,13 @@ class Rule:
     actions: list[tuple[Any, Any]] = field(default_factory=list)
     marker: str | None = None
     is_action: bool = False  # SecAction: no variables, always matches
+    # Prefilter (see build_prefilters): the re2.Set holding this link's @rx
+    # pattern (0: none) and its index in it; whether its values are fixed for
+    # a phase; and the key of the links that select exactly the same values.
+    rx_set: int = 0
+    rx_index: int = -1
+    stable: bool = False
+    group_key: Any = None
 
     @property
     def last_link(self) -> Rule:
@@ -179,6 +186,8 @@ class RuleSet:
     phase_rules: dict[int, list[Rule]]
     default_disruptive: dict[int, str]
     by_id: dict[int, Rule]
+    # set id -> an re2.Set of every @rx pattern applied after one transformation chain
+    prefilters: dict[int, Any] = field(default_factory=dict)
 
 
 _RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
@@ -240,7 +249,7 @@ class Compiler:
             else:
                 phase_rules[rule.phase].append(rule)
         return RuleSet(self.rules, self.settings, phase_rules, dict(self.default_disruptive),
-                       dict(self._ids))
+                       dict(self._ids), build_prefilters(self.rules))
 
     # ------------------------------------------------------------ directives
 
@@ -455,6 +464,72 @@ class Compiler:
     _d_secstatusengine = _d_secunicodemapfile = _d_secargumentseparator = _ignored
     _d_seccookieformat = _d_sectmpsaveuploadedfiles = _d_secrequestbodyinmemorylimit = _ignored
     _d_secrequestbodyjsondepthlimit = _d_secuploadfilelimit = _ignored
+
+
+# Collections whose values cannot change while one phase's rules run (rules
+# change TX, MATCHED_* and the like; nothing changes these until the next
+# phase brings more of the request or the response).
+STABLE_COLLECTIONS = frozenset({
+    "ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "ARGS_GET_NAMES", "ARGS_POST_NAMES",
+    "REQUEST_HEADERS", "REQUEST_HEADERS_NAMES", "REQUEST_COOKIES", "REQUEST_COOKIES_NAMES",
+    "FILES", "FILES_NAMES", "FILES_SIZES", "MULTIPART_PART_HEADERS", "MULTIPART_FILENAME",
+    "MULTIPART_NAME", "RESPONSE_HEADERS", "RESPONSE_HEADERS_NAMES", "REQUEST_FILENAME",
+    "REQUEST_BASENAME", "REQUEST_URI", "REQUEST_URI_RAW", "QUERY_STRING", "REQUEST_LINE",
+    "REQUEST_METHOD", "REQUEST_PROTOCOL", "REQUEST_BODY", "XML", "REMOTE_ADDR",
+    "RESPONSE_BODY", "RESPONSE_STATUS", "RESPONSE_PROTOCOL", "RESPONSE_CONTENT_TYPE",
+    "PATH_INFO",
+})
+
+# RE2's memory budget for one prefilter set (its DFA grows with the set).
+_SET_MAX_MEM = 256 << 20
+
+
+def _links(rule: Rule) -> list[Rule]:
+    out = []
+    link: Rule | None = rule
+    while link is not None:
+        out.append(link)
+        link = link.chain
+    return out
+
+
+def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
+    """One re2.Set per transformation chain, over every @rx pattern used after it.
+
+    Per request, each transformed value is then matched once against all of a
+    chain's patterns, and a rule learns whether its pattern matched from a set
+    lookup; links selecting the same values share the union of their matches,
+    so a rule whose pattern matched none of them is decided without a loop.
+    """
+    import re2
+
+    from waf.operators._arguments import text_to_bytes
+    from waf.operators.rx import Rx, regex_options
+
+    patterns: dict[int, list[bytes]] = {}
+    for rule in rules:
+        for link in _links(rule):
+            op = link.operator
+            if not isinstance(op, Rx) or link.multi_match or link.is_action:
+                continue
+            set_id = link.transformations[-1][0] if link.transformations else -1
+            bucket = patterns.setdefault(set_id, [])
+            link.rx_set = set_id
+            link.rx_index = len(bucket)
+            bucket.append(text_to_bytes(op.pattern))
+            link.stable = all(s.collection in STABLE_COLLECTIONS
+                              for s in (*link.selectors, *link.exclusions))
+            link.group_key = (tuple(link.selectors), tuple(link.exclusions), set_id)
+    sets: dict[int, Any] = {}
+    for set_id, bucket in patterns.items():
+        options = regex_options()
+        options.max_mem = _SET_MAX_MEM
+        rx_set = re2.Set.SearchSet(options)
+        for pattern in bucket:
+            rx_set.Add(pattern)
+        rx_set.Compile()
+        sets[set_id] = rx_set
+    return sets
 
 
 def _phase_of(actions: list[ActionSpec]) -> int:

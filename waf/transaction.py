@@ -19,6 +19,7 @@ from waf.collections import Concat, MapCollection, Names, Single, TxCollection
 from waf.rules import Rule, RuleSet, Selector, parse_id_ranges
 
 _DISRUPTIVE_BLOCKING = frozenset({"deny", "drop", "redirect"})
+_NONE: frozenset[int] = frozenset()
 
 
 def _b(value: str | bytes) -> bytes:
@@ -115,6 +116,10 @@ class Transaction:
         self._allow_request = False
         self._tcache: dict[tuple[int, bytes], bytes] = {}
         self._items_cache: dict[str, list[tuple[str, str, bytes]]] = {}
+        self._set_cache: dict[tuple[int, bytes], frozenset[int]] = {}
+        # Per phase: group key -> (name, transformed value, unused) and the union
+        # of the prefilter indices those values matched.
+        self._groups: dict[Any, tuple[list[tuple[str, bytes, bytes]], frozenset[int]]] = {}
         self._current_rule: Rule | None = None
         self.xml: Any = None
 
@@ -329,6 +334,9 @@ class Transaction:
         if phase != 5 and (self.interruption is not None or self._allow_all
                            or (self._allow_request and phase <= 2)):
             return self.interruption
+        # Each phase may bring new data (body, response): values are re-read.
+        self._items_cache.clear()
+        self._groups.clear()
         skip_after: str | None = None
         skip = 0
         for rule in self.ruleset.phase_rules[phase]:
@@ -394,6 +402,8 @@ class Transaction:
         assert operator is not None
         self.capturing = link.capture
         negated = link.negated
+        if link.rx_set:
+            return self._evaluate_prefiltered(link, starter)
         matched = False
         for name, value in self._values(link, starter):
             for candidate in self._transformed(link, value):
@@ -406,6 +416,54 @@ class Transaction:
                     self._run_actions(link)
                     break
         return matched
+
+    def _evaluate_prefiltered(self, link: Rule, starter: Rule) -> bool:
+        """An @rx link decided from its chain's re2.Set (see rules.build_prefilters)."""
+        set_id, index, negated = link.rx_set, link.rx_index, link.negated
+        cacheable = link.stable and not (
+            self._target_removals and any(r.applies(starter) for r in self._target_removals))
+        if cacheable:
+            group = self._groups.get(link.group_key)
+            if group is None:
+                group = self._groups[link.group_key] = self._group(link, starter)
+            values, union = group
+            if not negated and index not in union:
+                return False
+        else:
+            values = [(name, self._transformed(link, value)[0], b"")
+                      for name, value in self._values(link, starter)]
+        matched = False
+        for name, transformed, _ in values:
+            hit = index in self._set_matches(set_id, transformed)
+            if hit == negated:
+                continue
+            if hit and link.capture:
+                # The set says whether; the regex itself says what it captured.
+                assert link.operator is not None
+                link.operator.evaluate(self, transformed)
+            matched = True
+            self.matched_var.value = transformed
+            self.matched_var_name.value = name.encode("utf-8", "surrogateescape")
+            self.matched_vars.add(name, transformed)
+            self._run_actions(link)
+        return matched
+
+    def _group(self, link: Rule, starter: Rule,
+               ) -> tuple[list[tuple[str, bytes, bytes]], frozenset[int]]:
+        values = [(name, self._transformed(link, value)[0], b"")
+                  for name, value in self._values(link, starter)]
+        union: set[int] = set()
+        for _, transformed, _ in values:
+            union.update(self._set_matches(link.rx_set, transformed))
+        return values, frozenset(union)
+
+    def _set_matches(self, set_id: int, value: bytes) -> frozenset[int]:
+        key = (set_id, value)
+        found = self._set_cache.get(key)
+        if found is None:
+            hits = self.ruleset.prefilters[set_id].Match(value)
+            found = self._set_cache[key] = frozenset(hits) if hits else _NONE
+        return found
 
     def _run_actions(self, link: Rule) -> None:
         for action, argument in link.actions:
