@@ -45,9 +45,10 @@ SecRule REQUEST_HEADERS:X-CRS-Test "@rx ^.*$" \\
 def crs_directives(crs_dir: str | Path) -> list[Directive]:
     """CRS as its authors ship it: the example setup file, then every rule file."""
     root = Path(crs_dir)
-    setup = root / "crs-setup.conf.example"
+    # A deployment's own crs-setup.conf wins over the shipped example.
+    setup = root / "crs-setup.conf"
     if not setup.exists():
-        setup = root / "crs-setup.conf"
+        setup = root / "crs-setup.conf.example"
     rules = sorted((root / "rules").glob("*.conf"))
     if not setup.exists() or not rules:
         raise ValueError(f"{root} does not look like a CRS directory "
@@ -66,6 +67,7 @@ def build_ruleset(*, engine: str, paranoia: int | None, inline: str = "",
     """Host base, engine mode, user directives, paranoia, rule sets, exclusions."""
     head = HOST_BASE + f"\nSecRuleEngine {engine}\n"
     head += f"SecResponseBodyAccess {'On' if response_body else 'Off'}\n"
+    head += "SecResponseBodyMimeTypesClear\n"
     if response_mime_types:
         head += "SecResponseBodyMimeType " + " ".join(response_mime_types) + "\n"
     directives = parse_text(head, "<bastion host config>", base_dir)

@@ -181,7 +181,11 @@ class WafPlugin(Plugin[WafConfig]):
         if self._refuse(flow, tx, interruption):
             return
         if tx.response_body_wanted():
+            tx.response_body_limit = self.config.response_body.limit
             flow.buffer_response_body(self.config.response_body.limit, "truncate")
+        else:
+            # Phase 4 still runs (outbound scoring, 959100), on an empty body.
+            self._refuse(flow, tx, tx.process_response_body(b""))
 
     async def on_response_body(self, flow: Flow, chunk: bytes, end: bool) -> bytes:
         tx: Transaction = flow.state(self, _missing)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proxy.regex import compile_regex
 from waf.actions import ActionSpecError, RuleBuilder, get_action
 from waf.macros import Macro
 from waf.operators import Operator, OperatorContext, get_operator
@@ -88,10 +89,8 @@ class Selector:
             raise ValueError(f"unknown variable {spec.collection!r}")
         regex = None
         if spec.key_is_regex and spec.key is not None:
-            try:
-                regex = re.compile(spec.key, re.IGNORECASE)
-            except re.error as exc:
-                raise ValueError(f"bad key regex /{spec.key}/: {exc}") from None
+            # RE2, like every pattern run on request data.
+            regex = compile_regex("(?i)" + spec.key)
         return cls(collection, spec.key, regex, spec.count)
 
 

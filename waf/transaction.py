@@ -20,6 +20,10 @@ from waf.rules import Rule, RuleSet, Selector, parse_id_ranges
 
 _DISRUPTIVE_BLOCKING = frozenset({"deny", "drop", "redirect"})
 _NONE: frozenset[int] = frozenset()
+# Values longer than this skip the prefilter sets: a set must find every
+# pattern that matches and cannot stop early, which on long inputs costs far
+# more than the rules' own searches (which stop at their first match).
+_SET_MAX_VALUE = 4096
 
 
 def _b(value: str | bytes) -> bytes:
@@ -119,7 +123,7 @@ class Transaction:
         self._set_cache: dict[tuple[int, bytes], frozenset[int]] = {}
         # Per phase: group key -> (name, transformed value, unused) and the union
         # of the prefilter indices those values matched.
-        self._groups: dict[Any, tuple[list[tuple[str, bytes, bytes]], frozenset[int]]] = {}
+        self._groups: dict[Any, tuple[list[tuple[str, bytes, bytes]], frozenset[int], bool]] = {}
         self._current_rule: Rule | None = None
         self.xml: Any = None
 
@@ -213,7 +217,9 @@ class Transaction:
         s["QUERY_STRING"].value = query
         s["REQUEST_LINE"].value = _b(method) + b" " + raw + b" " + _b(protocol)
         if query:
-            for name, value in parse_urlencoded(query).args:
+            # Every argument, however many: a cap here would let an attack hide
+            # behind a thousand harmless ones (the URL's length is the bound).
+            for name, value in parse_urlencoded(query, max_args=len(query) + 1).args:
                 self.args_get.add(_text(name), value)
 
     def add_request_header(self, name: str | bytes, value: str | bytes) -> None:
@@ -426,15 +432,19 @@ class Transaction:
             group = self._groups.get(link.group_key)
             if group is None:
                 group = self._groups[link.group_key] = self._group(link, starter)
-            values, union = group
-            if not negated and index not in union:
+            values, union, has_long = group
+            if not negated and not has_long and index not in union:
                 return False
         else:
             values = [(name, self._transformed(link, value)[0], b"")
                       for name, value in self._values(link, starter)]
         matched = False
+        operator: Any = link.operator
         for name, transformed, _ in values:
-            hit = index in self._set_matches(set_id, transformed)
+            if len(transformed) <= _SET_MAX_VALUE:
+                hit = index in self._set_matches(set_id, transformed)
+            else:
+                hit = operator.regex.search(transformed) is not None
             if hit == negated:
                 continue
             if hit and link.capture:
@@ -449,13 +459,17 @@ class Transaction:
         return matched
 
     def _group(self, link: Rule, starter: Rule,
-               ) -> tuple[list[tuple[str, bytes, bytes]], frozenset[int]]:
+               ) -> tuple[list[tuple[str, bytes, bytes]], frozenset[int], bool]:
         values = [(name, self._transformed(link, value)[0], b"")
                   for name, value in self._values(link, starter)]
         union: set[int] = set()
+        has_long = False
         for _, transformed, _ in values:
-            union.update(self._set_matches(link.rx_set, transformed))
-        return values, frozenset(union)
+            if len(transformed) <= _SET_MAX_VALUE:
+                union.update(self._set_matches(link.rx_set, transformed))
+            else:
+                has_long = True
+        return values, frozenset(union), has_long
 
     def _set_matches(self, set_id: int, value: bytes) -> frozenset[int]:
         key = (set_id, value)
@@ -735,4 +749,5 @@ class Transaction:
 
     def anomaly_scores(self) -> dict[str, int]:
         return {k: _int_prefix(_text(v)) for k, v in self.tx.items()
-                if "anomaly_score" in k and not k.endswith("threshold")}
+                if "anomaly_score" in k and ("inbound" in k or "outbound" in k)
+                and not k.endswith("threshold")}

@@ -202,3 +202,29 @@ def test_bad_rules_name_file_and_line(rules: str, message: str) -> None:
     assert info.value.file == "my.conf"
     assert info.value.line >= 2
     assert message in str(info.value)
+
+
+def test_no_argument_hides_behind_a_thousand_others() -> None:
+    uri = "/?" + "&".join(f"a{i}=1" for i in range(1500)) + "&q=evil"
+    assert fired(run('SecRule ARGS "@rx evil" "id:1,phase:2,pass"', Req(uri=uri))) == [1]
+
+
+@pytest.mark.parametrize(("value", "negated", "expected"), [
+    ("x" * 10_000 + "attack", False, [1]),
+    ("x" * 10_000, False, []),
+    ("x" * 10_000, True, [1]),
+    ("short attack", False, [1]),
+])
+def test_long_values_are_matched_outside_the_prefilter(value: str, negated: bool,
+                                                       expected: list[int]) -> None:
+    op = "!@rx attack" if negated else "@rx attack"
+    # A second rule on the same values and chain puts both in one prefilter group.
+    rules = (f'SecRule ARGS "{op}" "id:1,phase:2,pass,t:lowercase"\n'
+             'SecRule ARGS "@rx zzz" "id:2,phase:2,pass,t:lowercase"')
+    assert fired(run(rules, Req(uri=f"/?q={value.replace(' ', '+')}"))) == expected
+
+
+def test_anomaly_scores_leave_out_the_severity_weights() -> None:
+    tx = run('SecAction "id:1,phase:1,pass,nolog,setvar:tx.critical_anomaly_score=5,'
+             'setvar:tx.inbound_anomaly_score_pl1=10"')
+    assert tx.anomaly_scores() == {"inbound_anomaly_score_pl1": 10}

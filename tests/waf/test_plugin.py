@@ -673,3 +673,15 @@ def test_bastion_check_accepts_a_crs_config(tmp_path: Path) -> None:
     result = bastion_check(config)
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout and "waf" in result.stdout
+
+
+async def test_phase_4_runs_when_the_body_is_not_inspected(
+        gateway: Callable[..., Awaitable[InProcessGateway]],
+        upstream: Callable[..., Awaitable[str]], http: aiohttp.ClientSession) -> None:
+    config = simple_config(await upstream())
+    config["plugins"] = {"waf": {"directives": (
+        'SecRule RESPONSE_STATUS "@eq 200" "id:4001,phase:4,deny,status:403"')}}
+    gw = await gateway(config)
+    async with http.get(gw.url + "/") as resp:
+        assert resp.status == 403
+        assert (await resp.json())["rule_ids"] == [4001]
