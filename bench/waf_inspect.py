@@ -51,7 +51,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
@@ -563,10 +562,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     crs: Path = args.crs.resolve()
@@ -577,8 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.gateway and not args.bastion:
         print("cannot find the bastion executable (use --bastion)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _raise_on_signal)
-    signal.signal(signal.SIGHUP, _raise_on_signal)
+    signal.signal(signal.SIGTERM, pt._raise_on_signal)
+    signal.signal(signal.SIGHUP, pt._raise_on_signal)
 
     started = datetime.datetime.now(datetime.UTC)
     print(f"# WAF inspection in-process, {started:%Y-%m-%d %H:%M} UTC; "

@@ -44,3 +44,17 @@ def lenient_hex_pairs(data: bytes) -> bytes:
     """
     pairs = zip(data[::2], data[1::2], strict=True)
     return bytes(((NIBBLE[hi] << 4) + NIBBLE[lo]) & 0xFF for hi, lo in pairs)
+
+
+# The single-letter C escapes (\n, \t, ...) that jsDecode and escapeSeqDecode share.
+C_CONTROLS: dict[int, bytes] = {
+    ord("a"): b"\x07",
+    ord("b"): b"\x08",
+    ord("f"): b"\x0c",
+    ord("n"): b"\n",
+    ord("r"): b"\r",
+    ord("t"): b"\t",
+    ord("v"): b"\x0b",
+}
+
+OCTAL_DIGITS = frozenset(b"01234567")

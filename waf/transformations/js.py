@@ -13,21 +13,20 @@ import re
 from functools import lru_cache
 
 from waf.transformations import register
-from waf.transformations._escape_helpers import BYTE, fold_fullwidth, is_ff
+from waf.transformations._escape_helpers import (
+    BYTE,
+    fold_fullwidth,
+    is_ff,
+)
+from waf.transformations._escape_helpers import (
+    C_CONTROLS as _CONTROLS,
+)
+from waf.transformations._escape_helpers import (
+    OCTAL_DIGITS as _OCTAL_DIGITS,
+)
 
 _JS_ESCAPE = re.compile(rb"\\(?:u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[0-7]{1,3}|.)", re.DOTALL)
 
-_CONTROLS: dict[int, bytes] = {
-    ord("a"): b"\x07",
-    ord("b"): b"\x08",
-    ord("f"): b"\x0c",
-    ord("n"): b"\n",
-    ord("r"): b"\r",
-    ord("t"): b"\t",
-    ord("v"): b"\x0b",
-}
-
-_OCTAL_DIGITS = frozenset(b"01234567")
 
 
 @lru_cache(maxsize=4096)
