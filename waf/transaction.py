@@ -488,6 +488,11 @@ class Transaction:
         if not chain:
             return [value]
         cache = self._tcache
+        if not rule.multi_match:
+            # The whole chain's result is usually cached already.
+            done = cache.get((chain[-1][0], value))
+            if done is not None:
+                return [done]
         current = value
         out = [value] if rule.multi_match else None
         for pid, fn in chain:
