@@ -148,11 +148,10 @@ class Rule:
     is_action: bool = False  # SecAction: no variables, always matches
     # Prefilter (see build_prefilters): the re2.Set holding this link's @rx
     # pattern (0: none) and its index in it; whether its values are fixed for
-    # a phase; and the key of the links that select exactly the same values.
+    # a phase (so per-selector results can be shared between rules).
     rx_set: int = 0
     rx_index: int = -1
     stable: bool = False
-    group_key: Any = None
 
     @property
     def last_link(self) -> Rule:
@@ -516,9 +515,8 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
             link.rx_set = set_id
             link.rx_index = len(bucket)
             bucket.append(text_to_bytes(op.pattern))
-            link.stable = all(s.collection in STABLE_COLLECTIONS
+            link.stable = all(s.collection in STABLE_COLLECTIONS and not s.count
                               for s in (*link.selectors, *link.exclusions))
-            link.group_key = (tuple(link.selectors), tuple(link.exclusions), set_id)
     sets: dict[int, Any] = {}
     for set_id, bucket in patterns.items():
         options = regex_options()

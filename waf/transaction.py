@@ -20,6 +20,11 @@ from waf.rules import Rule, RuleSet, Selector, parse_id_ranges
 
 _DISRUPTIVE_BLOCKING = frozenset({"deny", "drop", "redirect"})
 _NONE: frozenset[int] = frozenset()
+# A selector's values this phase: (key, name, transformed value, set matches
+# or None when too long for the set), the union of the matches, and whether
+# any value was too long for the set.
+_SelectorEntry = tuple[list[tuple[str, str, bytes, "frozenset[int] | None"]], frozenset[int],
+                       bool]
 # Values longer than this skip the prefilter sets: a set must find every
 # pattern that matches and cannot stop early, which on long inputs costs far
 # more than the rules' own searches (which stop at their first match).
@@ -121,9 +126,7 @@ class Transaction:
         self._tcache: dict[tuple[int, bytes], bytes] = {}
         self._items_cache: dict[str, list[tuple[str, str, bytes]]] = {}
         self._set_cache: dict[tuple[int, bytes], frozenset[int]] = {}
-        # Per phase: group key -> (name, transformed value, unused) and the union
-        # of the prefilter indices those values matched.
-        self._groups: dict[Any, tuple[list[tuple[str, bytes, bytes]], frozenset[int], bool]] = {}
+        self._sel_cache: dict[tuple[Selector, int], _SelectorEntry] = {}
         self._current_rule: Rule | None = None
         self.xml: Any = None
 
@@ -342,7 +345,7 @@ class Transaction:
             return self.interruption
         # Each phase may bring new data (body, response): values are re-read.
         self._items_cache.clear()
-        self._groups.clear()
+        self._sel_cache.clear()
         skip_after: str | None = None
         skip = 0
         for rule in self.ruleset.phase_rules[phase]:
@@ -426,31 +429,38 @@ class Transaction:
     def _evaluate_prefiltered(self, link: Rule, starter: Rule) -> bool:
         """An @rx link decided from its chain's re2.Set (see rules.build_prefilters)."""
         set_id, index, negated = link.rx_set, link.rx_index, link.negated
-        cacheable = link.stable and not (
-            self._target_removals and any(r.applies(starter) for r in self._target_removals))
-        if cacheable:
-            group = self._groups.get(link.group_key)
-            if group is None:
-                group = self._groups[link.group_key] = self._group(link, starter)
-            values, union, has_long = group
-            if not negated and not has_long and index not in union:
+        values: list[tuple[str, bytes, frozenset[int] | None]]
+        if link.stable:
+            entries = [self._selector_entry(sel, link) for sel in link.selectors]
+            # Each selector's values were matched against the whole set once
+            # this phase; a pattern in none of their unions matches nothing.
+            if not negated and not any(has_long or index in union
+                                       for _, union, has_long in entries):
                 return False
+            removals = ([r.selector for r in self._target_removals if r.applies(starter)]
+                        if self._target_removals else [])
+            filtered = bool(link.exclusions or removals)
+            values = [(name, tv, m)
+                      for sel, (vals, _, _) in zip(link.selectors, entries, strict=True)
+                      for key, name, tv, m in vals
+                      if not (filtered and self._excluded(link, removals, sel, key))]
         else:
-            values = [(name, self._transformed(link, value)[0], b"")
-                      for name, value in self._values(link, starter)]
+            values = [(name, tv, self._set_matches(set_id, tv)
+                       if len(tv) <= _SET_MAX_VALUE else None)
+                      for name, value in self._values(link, starter)
+                      for tv in (self._transformed(link, value)[0],)]
         matched = False
         operator: Any = link.operator
-        for name, transformed, _ in values:
-            if len(transformed) <= _SET_MAX_VALUE:
-                hit = index in self._set_matches(set_id, transformed)
+        for name, transformed, matches in values:
+            if matches is not None:
+                hit = index in matches
             else:
                 hit = operator.regex.search(transformed) is not None
             if hit == negated:
                 continue
             if hit and link.capture:
                 # The set says whether; the regex itself says what it captured.
-                assert link.operator is not None
-                link.operator.evaluate(self, transformed)
+                operator.evaluate(self, transformed)
             matched = True
             self.matched_var.value = transformed
             self.matched_var_name.value = name.encode("utf-8", "surrogateescape")
@@ -458,18 +468,47 @@ class Transaction:
             self._run_actions(link)
         return matched
 
-    def _group(self, link: Rule, starter: Rule,
-               ) -> tuple[list[tuple[str, bytes, bytes]], frozenset[int], bool]:
-        values = [(name, self._transformed(link, value)[0], b"")
-                  for name, value in self._values(link, starter)]
+    def _selector_entry(self, sel: Selector, link: Rule) -> _SelectorEntry:
+        """A selector's values after ``link``'s transformations, with their set matches.
+
+        Built once per phase for every (selector, transformation chain) pair;
+        exclusions are applied afterwards, per rule.
+        """
+        key = (sel, link.rx_set)
+        entry = self._sel_cache.get(key)
+        if entry is not None:
+            return entry
+        vals: list[tuple[str, str, bytes, frozenset[int] | None]] = []
         union: set[int] = set()
         has_long = False
-        for _, transformed, _ in values:
+        for item_key, name, value in self._selected(sel):
+            transformed = self._transformed(link, value)[0]
             if len(transformed) <= _SET_MAX_VALUE:
-                union.update(self._set_matches(link.rx_set, transformed))
+                matches: frozenset[int] | None = self._set_matches(link.rx_set, transformed)
+                union.update(matches)  # type: ignore[arg-type]
             else:
-                has_long = True
-        return values, frozenset(union), has_long
+                matches, has_long = None, True
+            vals.append((item_key, name, transformed, matches))
+        entry = self._sel_cache[key] = (vals, frozenset(union), has_long)
+        return entry
+
+    def _selected(self, sel: Selector) -> list[tuple[str, str, bytes]]:
+        """(key, "COLL:key", value) for what one selector names, before exclusions."""
+        coll_name = sel.collection
+        if coll_name == "XML":
+            return [(sel.key or "", name, v) for name, v in self._xml_values(sel)]
+        if sel.count:
+            raise AssertionError("count selectors are not prefiltered")
+        if sel.key is not None and sel.key_regex is None:
+            coll = self._collection(coll_name)
+            if coll is None:
+                return []
+            name = f"{coll_name}:{sel.key}"
+            return [(sel.key, name, v) for v in coll.get(sel.key)]
+        items = self._named_items(coll_name) or []
+        if sel.key is None:
+            return items
+        return [item for item in items if sel.matches_key(item[0])]
 
     def _set_matches(self, set_id: int, value: bytes) -> frozenset[int]:
         key = (set_id, value)
