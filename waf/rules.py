@@ -508,15 +508,18 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
     for rule in rules:
         for link in _links(rule):
             op = link.operator
-            if not isinstance(op, Rx) or link.multi_match or link.is_action:
+            if not isinstance(op, Rx) or link.is_action:
                 continue
             set_id = link.transformations[-1][0] if link.transformations else -1
             bucket = patterns.setdefault(set_id, [])
             link.rx_set = set_id
             link.rx_index = len(bucket)
             bucket.append(text_to_bytes(op.pattern))
-            link.stable = all(s.collection in STABLE_COLLECTIONS and not s.count
-                              for s in (*link.selectors, *link.exclusions))
+            # multiMatch links test every intermediate value: they use the set
+            # value by value but cannot share per-selector results.
+            link.stable = not link.multi_match and all(
+                s.collection in STABLE_COLLECTIONS and not s.count
+                for s in (*link.selectors, *link.exclusions))
     sets: dict[int, Any] = {}
     for set_id, bucket in patterns.items():
         options = regex_options()

@@ -429,7 +429,8 @@ class Transaction:
     def _evaluate_prefiltered(self, link: Rule, starter: Rule) -> bool:
         """An @rx link decided from its chain's re2.Set (see rules.build_prefilters)."""
         set_id, index, negated = link.rx_set, link.rx_index, link.negated
-        values: list[tuple[str, bytes, frozenset[int] | None]]
+        # (name, transformed value, set matches or None, which selected value)
+        values: list[tuple[str, bytes, frozenset[int] | None, int]]
         if link.stable:
             entries = [self._selector_entry(sel, link) for sel in link.selectors]
             # Each selector's values were matched against the whole set once
@@ -440,18 +441,22 @@ class Transaction:
             removals = ([r.selector for r in self._target_removals if r.applies(starter)]
                         if self._target_removals else [])
             filtered = bool(link.exclusions or removals)
-            values = [(name, tv, m)
+            values = [(name, tv, m, 0)
                       for sel, (vals, _, _) in zip(link.selectors, entries, strict=True)
                       for key, name, tv, m in vals
                       if not (filtered and self._excluded(link, removals, sel, key))]
         else:
             values = [(name, tv, self._set_matches(set_id, tv)
-                       if len(tv) <= _SET_MAX_VALUE else None)
-                      for name, value in self._values(link, starter)
-                      for tv in (self._transformed(link, value)[0],)]
+                       if len(tv) <= _SET_MAX_VALUE else None, i)
+                      for i, (name, value) in enumerate(self._values(link, starter))
+                      for tv in self._transformed(link, value)]
         matched = False
         operator: Any = link.operator
-        for name, transformed, matches in values:
+        last_hit = -1
+        for name, transformed, matches, item in values:
+            if link.multi_match and item == last_hit:
+                continue  # this value already matched in an earlier form
+
             if matches is not None:
                 hit = index in matches
             else:
@@ -462,6 +467,7 @@ class Transaction:
                 # The set says whether; the regex itself says what it captured.
                 operator.evaluate(self, transformed)
             matched = True
+            last_hit = item
             self.matched_var.value = transformed
             self.matched_var_name.value = name.encode("utf-8", "surrogateescape")
             self.matched_vars.add(name, transformed)

@@ -114,6 +114,10 @@ CASES: list[tuple[str, str, Req, list[int]]] = [
      'SecRuleUpdateTargetById 1 "!ARGS:a"', Req(uri="/?a=x"), []),
     ("multiMatch", 'SecRule ARGS "@streq %41" "id:1,phase:2,pass,t:urlDecode,multiMatch"',
      Req(uri="/?a=%2541"), [1]),
+    ("multiMatch rx, each value once",
+     'SecRule ARGS "@rx ^(?:%41|A)$" "id:1,phase:2,pass,nolog,t:urlDecode,multiMatch,'
+     'setvar:tx.n=+1"\nSecRule TX:n "@eq 2" "id:2,phase:2,pass"',
+     Req(uri="/?a=%2541&a=%2541"), [2]),
     ("no multiMatch", 'SecRule ARGS "@streq %41" "id:1,phase:2,pass,t:urlDecode"',
      Req(uri="/?a=%2541"), []),
     ("json body", 'SecRule REQUEST_HEADERS:Content-Type "@rx json" '
