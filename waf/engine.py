@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from waf.rules import RuleSet, compile_rules, load_rules
+from waf.rules import RuleSet, compile_rules
 from waf.seclang import Directive, parse_file, parse_text
 
 # The host configuration every rule set runs on: what ModSecurity's and
@@ -60,7 +61,7 @@ def crs_directives(crs_dir: str | Path) -> list[Directive]:
 
 
 def build_ruleset(*, engine: str, paranoia: int | None, inline: str = "",
-                  crs: str | Path | None = None, files: list[Path] = (),  # type: ignore[assignment]
+                  crs: str | Path | None = None, files: Sequence[Path] = (),
                   exclusions: str = "", response_body: bool = False,
                   response_mime_types: tuple[str, ...] = (),
                   base_dir: Path | None = None) -> RuleSet:
@@ -86,4 +87,4 @@ def build_ruleset(*, engine: str, paranoia: int | None, inline: str = "",
     return compile_rules(directives)
 
 
-__all__ = ["CRS_TEST_SETUP", "HOST_BASE", "build_ruleset", "crs_directives", "load_rules"]
+__all__ = ["CRS_TEST_SETUP", "HOST_BASE", "build_ruleset", "crs_directives"]

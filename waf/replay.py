@@ -189,6 +189,7 @@ async def in_process_target(crs: Path | None, paranoia: int | None,
 
     from proxy.config import parse_config
     from proxy.gateway import Gateway
+    from proxy.supervisor import site_port
     from waf.engine import CRS_TEST_SETUP
 
     if crs is None:
@@ -198,7 +199,7 @@ async def in_process_target(crs: Path | None, paranoia: int | None,
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    backend_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    backend_port = site_port(site)
     crs_dir = os.path.abspath(crs)  # noqa: ASYNC240 - once, before serving
     with tempfile.TemporaryDirectory(prefix="bastion-replay-") as tmp:
         audit = Path(tmp) / "audit.log"

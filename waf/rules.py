@@ -23,9 +23,7 @@ from waf.seclang import (
     SecLangError,
     VariableSpec,
     parse_actions,
-    parse_file,
     parse_operator,
-    parse_text,
     parse_variables,
 )
 from waf.transformations import Transformation, get_transformation
@@ -548,13 +546,3 @@ def _phase_of(actions: list[ActionSpec]) -> int:
 def compile_rules(directives: list[Directive]) -> RuleSet:
     return Compiler().compile(directives)
 
-
-def load_rules(files: list[str | Path] = (), inline: str = "",  # type: ignore[assignment]
-               base_dir: Path | None = None) -> RuleSet:
-    """Parse files (and inline text after them) and compile one rule set, all or nothing."""
-    directives: list[Directive] = []
-    for f in files:
-        directives.extend(parse_file(f))
-    if inline:
-        directives.extend(parse_text(inline, "<inline>", base_dir))
-    return compile_rules(directives)

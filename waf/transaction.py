@@ -489,11 +489,13 @@ class Transaction:
         has_long = False
         for item_key, name, value in self._selected(sel):
             transformed = self._transformed(link, value)[0]
+            matches: frozenset[int] | None = None
             if len(transformed) <= _SET_MAX_VALUE:
-                matches: frozenset[int] | None = self._set_matches(link.rx_set, transformed)
-                union.update(matches)  # type: ignore[arg-type]
+                found = self._set_matches(link.rx_set, transformed)
+                union.update(found)
+                matches = found
             else:
-                matches, has_long = None, True
+                has_long = True
             vals.append((item_key, name, transformed, matches))
         entry = self._sel_cache[key] = (vals, frozenset(union), has_long)
         return entry
