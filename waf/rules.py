@@ -490,12 +490,13 @@ def _links(rule: Rule) -> list[Rule]:
 
 
 def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
-    """One re2.Set per transformation chain, over every @rx pattern used after it.
+    """One re2.Set over every @rx pattern of the rule set.
 
-    Per request, each transformed value is then matched once against all of a
-    chain's patterns, and a rule learns whether its pattern matched from a set
-    lookup; links selecting the same values share the union of their matches,
-    so a rule whose pattern matched none of them is decided without a loop.
+    Per request, each distinct (transformed) value is matched once against all
+    the patterns, and a rule learns whether its pattern matched from a set
+    lookup; the selectors a rule names carry the union of their values'
+    matches, so a rule whose pattern matched none of them is decided without
+    a loop.
     """
     import re2
 
@@ -508,7 +509,9 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
             op = link.operator
             if not isinstance(op, Rx) or link.is_action:
                 continue
-            set_id = link.transformations[-1][0] if link.transformations else -1
+            # One set for every pattern: a value that several transformation
+            # chains leave unchanged (most benign values) is matched once.
+            set_id = 1
             bucket = patterns.setdefault(set_id, [])
             link.rx_set = set_id
             link.rx_index = len(bucket)

@@ -478,9 +478,10 @@ class Transaction:
         """A selector's values after ``link``'s transformations, with their set matches.
 
         Built once per phase for every (selector, transformation chain) pair;
-        exclusions are applied afterwards, per rule.
+        exclusions are applied afterwards, per rule. Set matches are cached by
+        value alone: one set holds every pattern, whatever chain produced it.
         """
-        key = (sel, link.rx_set)
+        key = (sel, link.transformations[-1][0] if link.transformations else 0)
         entry = self._sel_cache.get(key)
         if entry is not None:
             return entry
