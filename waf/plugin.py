@@ -219,7 +219,9 @@ class WafPlugin(Plugin[WafConfig]):
             return interruption is not None
         body: dict[str, Any] = {"error": "request blocked by the web application firewall",
                                 "request_id": flow.request_id}
-        if self.config.show_rule_ids:
+        if interruption.rule_id == 0:  # a SecRequestBodyLimit refusal, not a rule
+            body["error"] = "request body exceeds the WAF's SecRequestBodyLimit"
+        elif self.config.show_rule_ids:
             body["rule_ids"] = [m.id for m in tx.logged_rules] or [interruption.rule_id]
         status = interruption.status
         headers = {}

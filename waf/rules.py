@@ -165,8 +165,10 @@ class EngineSettings:
     request_body_access: bool = False
     response_body_access: bool = False
     response_body_mime_types: tuple[str, ...] = ("text/plain", "text/html")
-    request_body_limit: int = 13_107_200
-    request_body_no_files_limit: int = 131_072
+    # None: not set by the rules; the waf plugin's own request_body_limit
+    # (what the gateway buffers) is then the only bound.
+    request_body_limit: int | None = None
+    request_body_no_files_limit: int | None = None
     request_body_limit_action: str = "Reject"  # Reject | ProcessPartial
     response_body_limit: int = 524_288
     response_body_limit_action: str = "ProcessPartial"

@@ -254,10 +254,27 @@ class Transaction:
         """Phase 2. ``truncated``: ``body`` is only the first bytes of the request's body."""
         if self.interruption is not None:
             return self.interruption
+        limit = self._body_limit()
+        if limit is not None and len(body) > limit:
+            # Reject refuses when the engine blocks; otherwise (DetectionOnly,
+            # or ProcessPartial) the first `limit` bytes are inspected.
+            if (self.ruleset.settings.request_body_limit_action == "Reject"
+                    and self.engine == "On"):
+                self.interruption = Interruption(0, "deny", 413)
+                return self.interruption
+            body, truncated = body[:limit], True
         if self.request_body_access and body:
             self._parse_body(body, truncated)
         self.singles["REQUEST_BODY_LENGTH"].value = str(len(body)).encode()
         return self._run_phase(2)
+
+    def _body_limit(self) -> int | None:
+        """SecRequestBodyLimit, or SecRequestBodyNoFilesLimit for bodies without files."""
+        limits = [self.request_body_limit]
+        if self.body_processor != "MULTIPART":
+            limits.append(self.ruleset.settings.request_body_no_files_limit)
+        set_limits = [n for n in limits if n is not None]
+        return min(set_limits) if set_limits else None
 
     def _parse_body(self, body: bytes, truncated: bool = False) -> None:
         self._items_cache.clear()

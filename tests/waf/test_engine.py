@@ -232,3 +232,26 @@ def test_anomaly_scores_leave_out_the_severity_weights() -> None:
     tx = run('SecAction "id:1,phase:1,pass,nolog,setvar:tx.critical_anomaly_score=5,'
              'setvar:tx.inbound_anomaly_score_pl1=10"')
     assert tx.anomaly_scores() == {"inbound_anomaly_score_pl1": 10}
+
+
+@pytest.mark.parametrize(("directives", "body", "engine", "interrupted", "seen"), [
+    # Reject: refused (413) when the engine blocks ...
+    ("SecRequestBodyLimit 10", b"a=1&b=evil00", "On", True, False),
+    # ... but DetectionOnly still inspects, up to the limit.
+    ("SecRequestBodyLimit 10", b"a=1&b=evil00", "DetectionOnly", False, True),
+    ("SecRequestBodyLimit 10\nSecRequestBodyLimitAction ProcessPartial",
+     b"a=1&b=evil" + b"0" * 50, "On", False, True),
+    ("SecRequestBodyLimit 10\nSecRequestBodyLimitAction ProcessPartial",
+     b"a=1" + b"0" * 50 + b"&b=evil", "On", False, False),
+    ("SecRequestBodyNoFilesLimit 10", b"a=1&b=evil00", "On", True, False),
+    ("", b"a=1&b=evil" + b"0" * 5000, "On", False, True),  # no directive: no engine limit
+])
+def test_request_body_limit_directives(directives: str, body: bytes, engine: str,
+                                       interrupted: bool, seen: bool) -> None:
+    tx = run(f"SecRuleEngine {engine}\n{directives}\n"
+             'SecRule ARGS:b "@contains evil" "id:1,phase:2,pass,log"',
+             Req(method="POST", headers=FORM, body=body))
+    assert (tx.interruption is not None) == interrupted
+    if interrupted:
+        assert tx.interruption is not None and tx.interruption.status == 413
+    assert (fired(tx) == [1]) == seen

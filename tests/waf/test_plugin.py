@@ -685,3 +685,19 @@ async def test_phase_4_runs_when_the_body_is_not_inspected(
     async with http.get(gw.url + "/") as resp:
         assert resp.status == 403
         assert (await resp.json())["rule_ids"] == [4001]
+
+
+async def test_sec_request_body_limit_refuses_with_413(
+        gateway: Callable[..., Awaitable[InProcessGateway]],
+        upstream: Callable[..., Awaitable[str]], http: aiohttp.ClientSession) -> None:
+    config = simple_config(await upstream())
+    config["plugins"] = {"waf": {"directives": "SecRequestBodyLimit 100"}}
+    gw = await gateway(config)
+    async with http.post(gw.url + "/", data=b"a=" + b"x" * 200,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+        assert resp.status == 413
+        body = await resp.json()
+        assert "SecRequestBodyLimit" in body["error"] and "rule_ids" not in body
+    async with http.post(gw.url + "/", data=b"a=small",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+        assert resp.status == 200
