@@ -787,20 +787,21 @@ def _no_nan(value: Any) -> Any:
     return value
 
 
-def source_revision() -> str:
-    """The commit under test, and whether the work tree differs from it."""
+def source_revision(*paths: str) -> str:
+    """The commit under test, and whether the work tree under ``paths`` differs from it."""
+    paths = paths or ("proxy", "traffic")
     repo = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--",
-                                "proxy", "traffic"],
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", *paths],
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if not head:
         return "unknown"
-    return head + (" + uncommitted changes in proxy/ or traffic/" if dirty else "")
+    where = " or ".join(f"{p}/" for p in paths)
+    return head + (f" + uncommitted changes in {where}" if dirty else "")
 
 
 def machine_description() -> str:

@@ -44,7 +44,6 @@ import pstats
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -494,18 +493,6 @@ def gateway(args: argparse.Namespace, crs: Path, attack: BenchRequest) -> int:
 # Entry point.
 
 
-def source_revision() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "waf"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if not head:
-        return "unknown"
-    return head + (" + uncommitted changes in waf/" if dirty else "")
-
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -578,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     print(f"# WAF inspection in-process, {started:%Y-%m-%d %H:%M} UTC; "
           f"{pt.machine_description()}")
-    print(f"# bastion at {source_revision()}; CRS {crs}")
+    print(f"# bastion at {pt.source_revision('waf')}; CRS {crs}")
     print(f"# {args.iterations} inspections per measurement after {args.warmup} warm-up, "
           f"{args.repeats} repetitions (engines interleaved), medians; "
           f"CPU = time.process_time()", flush=True)

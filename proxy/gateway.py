@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -21,11 +20,11 @@ import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.web_protocol import RequestHandler
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 from yarl import URL
 
 from proxy.accesslog import AccessLog
-from proxy.config import ConfigError, LoadedConfig
+from proxy.config import LoadedConfig
 from proxy.flow import Flow, LocalResponse, json_error
 from proxy.forwarding import strip_hop_by_hop, upstream_headers
 from proxy.metrics import Metrics
@@ -808,24 +807,3 @@ def _classify(exc: BaseException) -> tuple[str, int, str]:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "reset", 502, "upstream closed the connection"
     return "error", 502, f"upstream error: {type(exc).__name__}"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def reload_from(gateway: Gateway, loaded: LoadedConfig) -> list[str]:
-    """Reload, returning error lines instead of raising (for the control plane)."""
-    try:
-        await gateway.reload(loaded)
-    except ConfigError as exc:
-        gateway.metrics.config_reloads.labels("error").inc()
-        return [str(i) for i in exc.issues]
-    gateway.metrics.config_reloads.labels("success").inc()
-    return []
-
-
-__all__ = ["CIMultiDictProxy", "Gateway", "free_port", "reload_from"]
