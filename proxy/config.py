@@ -400,7 +400,7 @@ def _substitute_env(data: Any, path: ConfigPath, env: Mapping[str, str],
     return data
 
 
-def _issue_for(loc: ConfigPath, message: str, lines: Mapping[ConfigPath, int]) -> ConfigIssue:
+def issue_at(loc: ConfigPath, message: str, lines: Mapping[ConfigPath, int]) -> ConfigIssue:
     # Pydantic adds union member names to locations; keep the longest prefix
     # that names a real node for the line number.
     line = None
@@ -421,7 +421,7 @@ def validation_issues(exc: ValidationError, lines: Mapping[ConfigPath, int],
             msg = msg[len("Value error, "):]
         if msg.startswith("Assertion failed, "):
             msg = msg[len("Assertion failed, "):]
-        issues.append(_issue_for(loc, msg, lines))
+        issues.append(issue_at(loc, msg, lines))
     return issues
 
 
@@ -443,14 +443,14 @@ def parse_config(text: str, source: str = "<config>", base_dir: Path | None = No
     issues: list[ConfigIssue] = []
     data = _substitute_env(data, (), os.environ if env is None else env, issues)
     if issues:
-        raise ConfigError([_issue_for(_unformat(i.path), i.message, lines) for i in issues], source)
+        raise ConfigError([issue_at(_unformat(i.path), i.message, lines) for i in issues], source)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_issues(exc, lines), source) from None
     refs = config.reference_issues()
     if refs:
-        raise ConfigError([_issue_for(path, msg, lines) for path, msg in refs], source)
+        raise ConfigError([issue_at(path, msg, lines) for path, msg in refs], source)
     # Imported here: the plugin registry imports this module for its types.
     from proxy.plugin import resolve_all_plugins
 

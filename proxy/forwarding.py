@@ -36,6 +36,12 @@ def strip_hop_by_hop(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMul
 _FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
                          "x-real-ip", "x-request-id", "forwarded"})
 
+# Who the gateway authenticated: set only by the auth plugin, never taken from
+# a client (or a proxy in front), on every route whether it authenticates or not.
+IDENTITY_HEADERS = frozenset({"x-consumer-username", "x-consumer-id", "x-consumer-custom-id",
+                              "x-consumer-groups", "x-credential-identifier",
+                              "x-anonymous-consumer", "x-mse-consumer"})
+
 
 def upstream_headers(headers: CIMultiDictProxy[str], peer: str, trusted_peer: bool,
                      client_ip: str, request_id: str, scheme: str) -> CIMultiDict[str]:
@@ -44,7 +50,8 @@ def upstream_headers(headers: CIMultiDictProxy[str], peer: str, trusted_peer: bo
     Hop-by-hop headers go. ``X-Forwarded-For`` is the trusted prior chain plus
     the peer; ``X-Forwarded-Proto``/``-Host`` and ``Forwarded`` are believed
     only from a trusted peer; ``X-Real-IP`` is the resolved client address and
-    ``X-Request-Id`` the gateway's id.
+    ``X-Request-Id`` the gateway's id. Identity headers (``X-Consumer-*``...)
+    go whatever their source: only authentication sets them.
     """
     named: set[str] = set()
     for value in headers.getall("Connection", ()):
@@ -54,7 +61,8 @@ def upstream_headers(headers: CIMultiDictProxy[str], peer: str, trusted_peer: bo
     proto = host = None
     for key, value in headers.items():
         lower = key.lower()
-        if lower in HOP_BY_HOP or lower.startswith("proxy-") or (named and lower in named):
+        if (lower in HOP_BY_HOP or lower.startswith("proxy-") or (named and lower in named)
+                or lower in IDENTITY_HEADERS):
             continue
         if lower in _FORWARDING:
             if trusted_peer:

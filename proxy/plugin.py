@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cache
@@ -35,6 +35,7 @@ from proxy.config import (
     ConfigPath,
     ConsumerConfig,
     format_path,
+    issue_at,
     iter_plugin_configs,
     validation_issues,
 )
@@ -131,6 +132,18 @@ class Plugin(Generic[ConfigT]):
 
     def overrides(self, hook: str) -> bool:
         return getattr(type(self), hook) is not getattr(Plugin, hook)
+
+    @classmethod
+    def check_config(cls, config: Config,
+                     uses: Sequence[tuple[ConfigPath, BaseModel]]) -> list[tuple[ConfigPath, str]]:
+        """Cross-checks a field-by-field model cannot make, as (path, message) pairs.
+
+        Called for every available plugin at each load, used or not (``uses``
+        lists where this one is configured, with its validated config), so a
+        plugin that owns part of the top-level config (``consumers``, say)
+        rejects a bad value even on a config no route uses it in.
+        """
+        return []
 
 
 _registered: dict[str, type[Plugin[Any]]] = {}
@@ -282,4 +295,24 @@ def resolve_all_plugins(
             chain.append(ResolvedPlugin(name, cls, cfg, where))
         chain.sort(key=lambda p: (p.cls.group, -p.cls.priority))
         resolved[route.name] = chain
+    if not issues:
+        issues.extend(_cross_check(config, resolved, lines))
     return resolved, issues
+
+
+def _cross_check(config: Config, resolved: Mapping[str, list[ResolvedPlugin]],
+                 lines: Mapping[ConfigPath, int]) -> list[ConfigIssue]:
+    uses: dict[str, dict[ConfigPath, BaseModel]] = {}
+    for chain in resolved.values():
+        for rp in chain:
+            uses.setdefault(rp.name, {})[rp.where] = rp.config
+    issues: list[ConfigIssue] = []
+    for name in available_plugins():
+        try:
+            cls = plugin_class(name)
+        except Exception:
+            continue  # unused and unloadable: only a referenced one is an error (above)
+        for path, message in cls.check_config(config, list(uses.get(name, {}).items())):
+            issues.append(issue_at(path, message, lines))
+    return issues
+
