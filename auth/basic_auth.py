@@ -155,13 +155,13 @@ class BasicAuth(Authenticator[BasicAuthOptions]):
 
     async def authenticate(self, flow: Flow, body: bytes | None) -> Outcome:
         values = flow.request_headers.getall("Authorization", ())
-        basic = [v for v in values if v[:6].lower() == "basic "]
+        basic = [v for v in values if v.split(" ", 1)[0].lower() == "basic"]
         if not basic:
             return MISSING
         if len(values) > 1:
             return Outcome.invalid("more than one Authorization header")
         try:
-            decoded = base64.b64decode(basic[0][6:].strip(), validate=True)
+            decoded = base64.b64decode(basic[0][5:].strip(), validate=True)
         except (binascii.Error, ValueError):
             return Outcome.invalid("malformed Basic credentials")
         user_bytes, sep, password = decoded.partition(b":")

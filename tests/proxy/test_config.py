@@ -443,8 +443,8 @@ def test_the_embedded_default_config_checks_ok() -> None:
     load_config(None)  # in this process too, whatever the environment
     result = bastion("check")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("<embedded default>: OK (1 routes, 1 services")
-    assert "headers" in result.stdout
+    assert result.stdout.startswith("<embedded default>: OK (2 routes, 1 services")
+    assert "headers" in result.stdout and "auth" in result.stdout
 
 
 def test_run_refuses_a_bad_listen_override(tmp_path: Path) -> None:

@@ -75,6 +75,16 @@ async def test_bastion_run_serves_the_embedded_default(
     assert echo["headers"]["X-Bastion-Demo"] == "1"
     async with http.get(gw.admin_url + "/healthz") as resp:
         assert resp.status == 200
+    # The README's protected demo route: 401, 403, 200.
+    async with http.get(gw.url + "/private/") as resp:
+        assert resp.status == 401
+    async with http.get(gw.url + "/private/", headers={"X-API-Key": "viewer-key-change-me"}
+                        ) as resp:
+        assert resp.status == 403
+    async with http.get(gw.url + "/private/", headers={"X-API-Key": "demo-key-change-me"}
+                        ) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["headers"]["X-Consumer-Username"] == "demo"
 
 
 # -------------------------------------------------------------- streaming
