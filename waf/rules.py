@@ -150,6 +150,14 @@ class Rule:
     rx_set: int = 0
     rx_index: int = -1
     stable: bool = False
+    # For a stable link: an id per (selector, transformation chain) pair, and
+    # one for the whole tuple of them, so a transaction caches each pair's
+    # values and each group's match union under a small int.
+    entry_keys: tuple[int, ...] = ()
+    group_id: int = 0
+    # Every selector names one key of a collection and nothing excludes any:
+    # (collection, key, "COLLECTION:key") per selector, read without a scan.
+    simple_targets: tuple[tuple[str, str, str], ...] | None = None
 
     @property
     def last_link(self) -> Rule:
@@ -177,6 +185,37 @@ class EngineSettings:
     component_signatures: list[str] = field(default_factory=list)
 
 
+class ValueCache:
+    """Transformation results and set matches of short values, shared by transactions.
+
+    Both are pure functions of the bytes, and the short values of real
+    traffic (header values, cookie names, common arguments) repeat from
+    request to request, so a rule set remembers them across transactions.
+    Only values up to ``max_value`` bytes are kept, at most ``max_entries``
+    of each kind; a full cache is emptied when the next transaction starts
+    (values an attacker makes unique only cost what they would without it).
+    """
+
+    __slots__ = ("decided", "matches", "max_entries", "max_value", "transformed")
+
+    def __init__(self, max_entries: int = 32_768, max_value: int = 512) -> None:
+        self.max_entries = max_entries
+        self.max_value = max_value
+        self.transformed: dict[tuple[int, bytes], bytes] = {}
+        self.matches: dict[tuple[int, bytes], frozenset[int]] = {}
+        # (chain id, raw value) -> (transformed value, set matches or None)
+        self.decided: dict[tuple[int, bytes], tuple[bytes, frozenset[int] | None]] = {}
+
+    def trim(self) -> None:
+        if len(self.decided) > self.max_entries:
+            self.decided.clear()
+
+        if len(self.transformed) > self.max_entries:
+            self.transformed.clear()
+        if len(self.matches) > self.max_entries:
+            self.matches.clear()
+
+
 @dataclass
 class RuleSet:
     rules: list[Rule]
@@ -186,6 +225,7 @@ class RuleSet:
     by_id: dict[int, Rule]
     # set id -> an re2.Set of every @rx pattern applied after one transformation chain
     prefilters: dict[int, Any] = field(default_factory=dict)
+    values: ValueCache = field(default_factory=ValueCache)
 
 
 _RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
@@ -506,8 +546,15 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
     from waf.operators.rx import Rx, regex_options
 
     patterns: dict[int, list[bytes]] = {}
+    pair_ids: dict[tuple[Selector, int], int] = {}
+    group_ids: dict[tuple[int, ...], int] = {}
     for rule in rules:
         for link in _links(rule):
+            if not link.exclusions and link.selectors and all(
+                    s.key is not None and s.key_regex is None and not s.count
+                    and s.collection != "XML" for s in link.selectors):
+                link.simple_targets = tuple((s.collection, s.key, f"{s.collection}:{s.key}")
+                                            for s in link.selectors if s.key is not None)
             op = link.operator
             if not isinstance(op, Rx) or link.is_action:
                 continue
@@ -523,6 +570,11 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
             link.stable = not link.multi_match and all(
                 s.collection in STABLE_COLLECTIONS and not s.count
                 for s in (*link.selectors, *link.exclusions))
+            if link.stable:
+                chain_id = link.transformations[-1][0] if link.transformations else 0
+                link.entry_keys = tuple(pair_ids.setdefault((sel, chain_id), len(pair_ids) + 1)
+                                        for sel in link.selectors)
+                link.group_id = group_ids.setdefault(link.entry_keys, len(group_ids) + 1)
     sets: dict[int, Any] = {}
     for set_id, bucket in patterns.items():
         options = regex_options()

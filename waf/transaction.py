@@ -121,12 +121,23 @@ class Transaction:
         self._removed_tags: set[str] = set()
         self._removed_msgs: set[str] = set()
         self._target_removals: list[_TargetRemoval] = []
+        self._removals_by_rule: dict[int, list[Selector | None]] = {}
         self._allow_all = False
         self._allow_request = False
-        self._tcache: dict[tuple[int, bytes], bytes] = {}
+        shared = ruleset.values
+        shared.trim()
+        # Short values' results are shared across transactions (rules.ValueCache);
+        # long ones (bodies, big arguments) live with this transaction only.
+        self._short = shared.max_value
+        self._tcache = shared.transformed
+        self._set_cache = shared.matches
+        self._tcache_long: dict[tuple[int, bytes], bytes] = {}
+        self._decided = shared.decided
+        self._set_cache_long: dict[tuple[int, bytes], frozenset[int]] = {}
         self._items_cache: dict[str, list[tuple[str, str, bytes]]] = {}
-        self._set_cache: dict[tuple[int, bytes], frozenset[int]] = {}
-        self._sel_cache: dict[tuple[Selector, int], _SelectorEntry] = {}
+        self._sel_cache: dict[int, _SelectorEntry] = {}
+        # group id -> (union of its selectors' set matches, some value too long for the set)
+        self._group_cache: dict[int, tuple[frozenset[int], bool]] = {}
         self._current_rule: Rule | None = None
         self.xml: Any = None
 
@@ -363,6 +374,7 @@ class Transaction:
         # Each phase may bring new data (body, response): values are re-read.
         self._items_cache.clear()
         self._sel_cache.clear()
+        self._group_cache.clear()
         skip_after: str | None = None
         skip = 0
         for rule in self.ruleset.phase_rules[phase]:
@@ -375,7 +387,8 @@ class Transaction:
             if skip:
                 skip -= 1
                 continue
-            if self._is_removed(rule):
+            if (self._removed_ranges or self._removed_tags or self._removed_msgs) \
+                    and self._is_removed(rule):
                 continue
             if self._evaluate(rule):
                 if rule.skip_after:
@@ -449,14 +462,16 @@ class Transaction:
         # (name, transformed value, set matches or None, which selected value)
         values: list[tuple[str, bytes, frozenset[int] | None, int]]
         if link.stable:
-            entries = [self._selector_entry(sel, link) for sel in link.selectors]
             # Each selector's values were matched against the whole set once
             # this phase; a pattern in none of their unions matches nothing.
-            if not negated and not any(has_long or index in union
-                                       for _, union, has_long in entries):
+            group = self._group_cache.get(link.group_id)
+            if group is None:
+                group = self._group(link)
+            if not negated and not group[1] and index not in group[0]:
                 return False
-            removals = ([r.selector for r in self._target_removals if r.applies(starter)]
-                        if self._target_removals else [])
+            entries = [self._selector_entry(key, sel, link)
+                       for key, sel in zip(link.entry_keys, link.selectors, strict=True)]
+            removals = self._removals(starter) if self._target_removals else []
             filtered = bool(link.exclusions or removals)
             values = [(name, tv, m, 0)
                       for sel, (vals, _, _) in zip(link.selectors, entries, strict=True)
@@ -491,29 +506,52 @@ class Transaction:
             self._run_actions(link)
         return matched
 
-    def _selector_entry(self, sel: Selector, link: Rule) -> _SelectorEntry:
+    def _group(self, link: Rule) -> tuple[frozenset[int], bool]:
+        """The union of set matches over a stable link's selectors (cached per phase)."""
+        union: set[int] = set()
+        has_long = False
+        for key, sel in zip(link.entry_keys, link.selectors, strict=True):
+            _, matches, long = self._selector_entry(key, sel, link)
+            union.update(matches)
+            has_long = has_long or long
+        group = self._group_cache[link.group_id] = (frozenset(union), has_long)
+        return group
+
+    def _selector_entry(self, key: int, sel: Selector, link: Rule) -> _SelectorEntry:
         """A selector's values after ``link``'s transformations, with their set matches.
 
-        Built once per phase for every (selector, transformation chain) pair;
-        exclusions are applied afterwards, per rule. Set matches are cached by
-        value alone: one set holds every pattern, whatever chain produced it.
+        Built once per phase for every (selector, transformation chain) pair
+        (``key``, from rules.build_prefilters); exclusions are applied
+        afterwards, per rule. Set matches are cached by value alone: one set
+        holds every pattern, whatever chain produced it.
         """
-        key = (sel, link.transformations[-1][0] if link.transformations else 0)
         entry = self._sel_cache.get(key)
         if entry is not None:
             return entry
+        items = self._selected(sel)
         vals: list[tuple[str, str, bytes, frozenset[int] | None]] = []
         union: set[int] = set()
         has_long = False
-        for item_key, name, value in self._selected(sel):
-            transformed = self._transformed(link, value)[0]
-            matches: frozenset[int] | None = None
-            if len(transformed) <= _SET_MAX_VALUE:
-                found = self._set_matches(link.rx_set, transformed)
-                union.update(found)
-                matches = found
-            else:
+        # (chain, raw value) -> (transformed, its set matches or None when too
+        # long for the set): one lookup per value once seen.
+        chain_id = link.transformations[-1][0] if link.transformations else 0
+        decided = self._decided
+        short = self._short
+        for item_key, name, value in items:
+            done = decided.get((chain_id, value)) if len(value) <= short else None
+            if done is None:
+                transformed = self._transformed(link, value)[0]
+                matches: frozenset[int] | None = None
+                if len(transformed) <= _SET_MAX_VALUE:
+                    matches = self._set_matches(link.rx_set, transformed)
+                done = (transformed, matches)
+                if len(value) <= short:
+                    decided[(chain_id, value)] = done
+            transformed, matches = done
+            if matches is None:
                 has_long = True
+            elif matches:
+                union.update(matches)
             vals.append((item_key, name, transformed, matches))
         entry = self._sel_cache[key] = (vals, frozenset(union), has_long)
         return entry
@@ -538,10 +576,11 @@ class Transaction:
 
     def _set_matches(self, set_id: int, value: bytes) -> frozenset[int]:
         key = (set_id, value)
-        found = self._set_cache.get(key)
+        cache = self._set_cache if len(value) <= self._short else self._set_cache_long
+        found = cache.get(key)
         if found is None:
             hits = self.ruleset.prefilters[set_id].Match(value)
-            found = self._set_cache[key] = frozenset(hits) if hits else _NONE
+            found = cache[key] = frozenset(hits) if hits else _NONE
         return found
 
     def _run_actions(self, link: Rule) -> None:
@@ -552,7 +591,7 @@ class Transaction:
         chain = rule.transformations
         if not chain:
             return [value]
-        cache = self._tcache
+        cache = self._tcache if len(value) <= self._short else self._tcache_long
         if not rule.multi_match:
             # The whole chain's result is usually cached already.
             done = cache.get((chain[-1][0], value))
@@ -571,8 +610,16 @@ class Transaction:
         return out if out is not None else [current]
 
     def _values(self, rule: Rule, starter: Rule) -> list[tuple[str, bytes]]:
-        removals = ([r.selector for r in self._target_removals if r.applies(starter)]
-                    if self._target_removals else [])
+        simple = rule.simple_targets
+        if simple is not None and (not self._target_removals or not self._removals(starter)):
+            found: list[tuple[str, bytes]] = []
+            for coll_name, key, name in simple:
+                coll = self._collection(coll_name)
+                if coll is not None:
+                    for v in coll.get(key):
+                        found.append((name, v))
+            return found
+        removals = self._removals(starter) if self._target_removals else []
         filtered = bool(rule.exclusions or removals)
         out: list[tuple[str, bytes]] = []
         for sel in rule.selectors:
@@ -810,6 +857,15 @@ class Transaction:
             else:
                 removal.msg = which
             self._target_removals.append(removal)
+        self._removals_by_rule.clear()
+
+    def _removals(self, starter: Rule) -> list[Selector | None]:
+        """The targets ctl removed from ``starter`` (a rule and its chain) so far."""
+        found = self._removals_by_rule.get(id(starter))
+        if found is None:
+            found = self._removals_by_rule[id(starter)] = [
+                r.selector for r in self._target_removals if r.applies(starter)]
+        return found
 
     # -------------------------------------------------------------- results
 
