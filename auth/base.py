@@ -159,11 +159,22 @@ class Authenticator(Generic[ConfigT]):
         return False
 
     def needs_body(self, flow: Flow) -> bool:
-        """Whether this request can only be judged with its body (e.g. a signed digest)."""
+        """Whether this request can only be judged with its body (e.g. a signed digest).
+
+        Honoured only when ``body_limit`` is set; the decision then waits for
+        the whole body, after the other plugins' ``on_request_headers``.
+        """
         return False
 
     async def authenticate(self, flow: Flow, body: bytes | None) -> Outcome:
-        """Identify the request's credential of this type; ``body`` when needs_body said so."""
+        """Identify the request's credential of this type.
+
+        ``body`` is the whole request body when ``needs_body`` said so, else
+        None (an authenticator that needs it must then fail closed). Read
+        credentials from ``flow.request.headers`` (what the client sent) or
+        ``flow.request_headers`` (what goes upstream, identity headers already
+        stripped): they hold the same credentials at this point.
+        """
         raise NotImplementedError
 
     def challenge(self) -> str | None:

@@ -269,7 +269,11 @@ class AuthPlugin(Plugin[Any]):
         for a in self.authenticators:
             if await a.intercept(flow):
                 return
-        if flow.request.body_exists and any(a.needs_body(flow) for a in self.authenticators):
+        # An authenticator that needs the body gets it whole: the pipeline
+        # buffers up to request_body_limit (set from body_limit) on this route.
+        # Without that buffer there is no body to give it, and it sees None.
+        if (self.request_body_limit and flow.request.body_exists
+                and any(a.needs_body(flow) for a in self.authenticators)):
             flow.state(self, _State).deferred = True
             return
         await self._decide(flow, None)
@@ -339,6 +343,12 @@ class AuthPlugin(Plugin[Any]):
         headers = flow.request_headers
         flow.consumer = consumer
         flow.credential_id = credential_id
+        # Authenticators' own headers first: the identity headers below are
+        # set last, so no claim mapping can overwrite them.
+        for _, outcome in outcomes:
+            if outcome.status == "ok":
+                for name, value in outcome.headers.items():
+                    headers[name] = value
         headers["X-Consumer-Username"] = consumer.name
         headers["X-Mse-Consumer"] = consumer.name
         if credential_id is not None:
@@ -347,10 +357,6 @@ class AuthPlugin(Plugin[Any]):
             headers["X-Consumer-Groups"] = ",".join(consumer.groups)
         if anonymous:
             headers["X-Anonymous-Consumer"] = "true"
-        for _, outcome in outcomes:
-            if outcome.status == "ok":
-                for name, value in outcome.headers.items():
-                    headers[name] = value
         if self.hide:
             for a in self.authenticators:
                 a.hide_credentials(flow)
