@@ -11,7 +11,10 @@ all_of, allow lists, anonymous, identity headers). So an authenticator:
 - returns an :class:`Outcome` per request: ``missing`` (this request carries
   no credential of this type), ``invalid`` (it carries one that does not
   verify), ``ok`` (with the credential), or ``handled`` (it answered the
-  request itself, as OIDC does with a redirect to the identity provider);
+  request itself);
+- may answer requests addressed to itself (``intercept``: an OIDC callback)
+  and send an unauthenticated browser to log in instead of a bare 401
+  (``respond_unauthenticated``);
 - says what ``WWW-Authenticate`` challenge a 401 carries, and how to remove
   its credential from the request (``hide_credentials``).
 
@@ -76,8 +79,9 @@ class Outcome:
     # consumer to act as; ``credential`` is then None.
     consumer: ConsumerConfig | None = None
     credential_id: str | None = None
-    # Headers for the client's response whatever it is (a refreshed session cookie).
-    response_headers: Mapping[str, str] = field(default_factory=dict)
+    # Headers for the client's response whatever it is, refusals included (a
+    # refreshed or cleared session cookie); pairs, so Set-Cookie may repeat.
+    response_headers: Sequence[tuple[str, str]] = ()
 
     @classmethod
     def ok(cls, credential: Credential, headers: Mapping[str, str] | None = None) -> Outcome:

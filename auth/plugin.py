@@ -305,13 +305,13 @@ class AuthPlugin(Plugin[Any]):
                 chosen = outcome
                 break
 
+        state = flow.state(self, _State)
+        for _, outcome in outcomes:
+            state.response_headers.extend(outcome.response_headers)
         if self.mode == "all_of":
             chosen = self._all_of(flow, outcomes)
             if flow.local_response is not None:
                 return
-        state = flow.state(self, _State)
-        for _, outcome in outcomes:
-            state.response_headers.extend(outcome.response_headers)
 
         anonymous = False
         if chosen is None:
@@ -389,7 +389,9 @@ class AuthPlugin(Plugin[Any]):
 
     def _deny(self, flow: Flow, status: int, message: str, authenticator: str | None,
               reason: str, consumer: str | None = None) -> None:
-        headers: CIMultiDict[str] = CIMultiDict()
+        # What authenticators asked the client to get (a cleared or refreshed
+        # session cookie) goes on the refusal too.
+        headers: CIMultiDict[str] = CIMultiDict(flow.state(self, _State).response_headers)
         if status == 401:
             for challenge in self._challenges:
                 headers.add("WWW-Authenticate", challenge)
