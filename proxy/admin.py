@@ -3,18 +3,29 @@
 Read-only endpoints are open (the listener is loopback by default); anything
 that changes state needs ``Authorization: Bearer <admin.token>``, and with no
 token configured it is refused outright.
+
+Feature packages add their own endpoints (the WAF's CC bans, say) through
+the entry-point group ``bastion.admin``: a function ``(app, AdminContext)``
+that adds routes, as ``bastion.commands`` adds CLI commands.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from proxy.config import LoadedConfig, redacted
 from proxy.metrics import CONTENT_TYPE, Metrics
+from proxy.store import Store, StoreConfig, create_store
+
+log = logging.getLogger("bastion.admin")
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
@@ -48,6 +59,40 @@ def redacted_config(loaded: LoadedConfig) -> dict[str, Any]:
         ]
     result: dict[str, Any] = redacted(data)
     return result
+
+
+@dataclass
+class AdminContext:
+    """What an admin extension gets: the control plane, the auth check, the store."""
+
+    control: ControlPlane
+    # None when the request may change state; else the 401/403 to answer.
+    authorize: Callable[[web.Request], web.Response | None]
+    _store: Store | None = field(default=None, repr=False)
+    _store_config: StoreConfig | None = field(default=None, repr=False)
+    _retired: list[Store] = field(default_factory=list, repr=False)
+
+    def store(self) -> Store:
+        """The store the running config names (the workers' shared state, with Redis)."""
+        wanted = self.control.current().config.store
+        if self._store is None or self._store_config != wanted:
+            old = self._store
+            self._store, self._store_config = create_store(wanted), wanted.model_copy()
+            if old is not None:
+                self._retired.append(old)
+        return self._store
+
+    async def close(self) -> None:
+        for store in [*self._retired, *([self._store] if self._store else [])]:
+            try:
+                await store.close()
+            except Exception:
+                log.exception("admin store failed to close")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """The admin API's JSON answer (for extensions)."""
+    return _json(data, status)
 
 
 def admin_app(control: ControlPlane, metrics: Metrics) -> web.Application:
@@ -101,4 +146,16 @@ def admin_app(control: ControlPlane, metrics: Metrics) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/config", get_config)
     app.router.add_put("/config", put_config)
+
+    context = AdminContext(control, authorize)
+    for ep in sorted(entry_points(group="bastion.admin"), key=lambda e: e.name):
+        try:
+            ep.load()(app, context)
+        except Exception as exc:  # a broken extension must not take the admin API down
+            log.warning("admin extension %s unavailable: %s", ep.name, exc)
+
+    async def cleanup(app: web.Application) -> None:
+        await context.close()
+
+    app.on_cleanup.append(cleanup)
     return app

@@ -12,7 +12,8 @@ import asyncio
 import heapq
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
 
 import redis.asyncio as aioredis
@@ -24,6 +25,8 @@ from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 
 __all__ = [
+    "LimitCheck",
+    "LimitState",
     "MemoryStore",
     "RedisStore",
     "Store",
@@ -41,7 +44,73 @@ _INT_MAX: Final = 2**63 - 1
 
 
 class StoreError(Exception):
-    """The backend is unreachable, timed out, or rejected the operation."""
+    """The backend is unreachable, timed out, or rejected the operation.
+
+    ``kind`` says which, for metrics: "timeout", "error", "circuit_open" (the
+    breaker is refusing calls without trying), or "rejected" (a bad value).
+    """
+
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCheck:
+    """One sliding-window limit: at most ``limit`` units per ``window`` seconds under ``key``."""
+
+    key: str
+    limit: int
+    window: float
+    cost: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    """A limit's state after a ``Store.limit`` call."""
+
+    limit: int
+    # Estimated units used in the sliding window, this request included if admitted.
+    used: float
+    # Seconds until the current fixed window ends (X-RateLimit-Reset).
+    reset: float
+    # Seconds until a request of the same cost would be admitted (0 when it would now).
+    retry_after: float
+
+    @property
+    def remaining(self) -> int:
+        return max(0, math.floor(self.limit - self.used))
+
+
+def _window_position(window: float, now: float) -> tuple[int, float]:
+    """(index of the fixed window holding ``now``, fraction of it elapsed)."""
+    if not math.isfinite(window) or window <= 0:
+        raise ValueError(f"window must be a positive number of seconds, got {window!r}")
+    index = math.floor(now / window)
+    return index, (now - index * window) / window
+
+
+def limit_state(check: LimitCheck, current: int, previous: int, elapsed: float) -> LimitState:
+    """What counts ``current``/``previous`` mean for ``check`` at ``elapsed`` of the window.
+
+    The estimate is Cloudflare's sliding-window approximation: the previous
+    fixed window's count weighted by how much of it the sliding window still
+    covers, plus the current window's count.
+    """
+    w, limit, cost = check.window, check.limit, check.cost
+    used = previous * (1.0 - elapsed) + current
+    room = limit - cost
+    if used + cost - 1e-9 <= limit:
+        wait = 0.0
+    elif current <= room:
+        # The previous window's share has to fade until the cost fits.
+        wait = w * (1.0 - elapsed) - (room - current) * w / previous if previous else 0.0
+    elif current > 0 and room >= 0:
+        # Not before the next window, where this one's count fades in turn.
+        wait = w * (1.0 - elapsed) + w * max(0.0, 1.0 - room / current)
+    else:
+        wait = w * (1.0 - elapsed) + w  # cost above the limit: never, report two windows
+    return LimitState(limit, used, w * (1.0 - elapsed), max(0.0, wait))
 
 
 class StoreConfig(BaseModel):
@@ -52,6 +121,10 @@ class StoreConfig(BaseModel):
     timeout_ms: int = Field(50, ge=1, le=10_000)
     prefix: str = "bastion:"
     max_connections: int = Field(64, ge=1)
+    # Circuit breaker: this many failures in a row open it; calls then fail
+    # at once (no request waits on a dead Redis) until a probe after the cooldown.
+    breaker_failures: int = Field(3, ge=1)
+    breaker_cooldown_ms: int = Field(1000, ge=1)
 
 
 def _ttl_ms(ttl: float) -> int:
@@ -89,6 +162,17 @@ class Store(abc.ABC):
 
         Two fixed windows, the previous one weighted by how much of it still
         overlaps the sliding window. Includes this call's `amount`.
+        """
+
+    @abc.abstractmethod
+    async def limit(self, checks: Sequence[LimitCheck], now: float | None = None
+                    ) -> tuple[bool, list[LimitState]]:
+        """Several sliding-window limits, decided atomically in one call.
+
+        The request is admitted only if every check has room for its cost;
+        then each is charged, otherwise none is. Returns (admitted, states).
+        Windows come from the caller's clock (``now``, else wall time), baked
+        into the key names, so nodes that agree on the time agree on windows.
         """
 
     @abc.abstractmethod
@@ -251,6 +335,29 @@ class MemoryStore(Store):
         previous = 0 if previous_entry is None else self._as_int(previous_entry[0])
         return previous * weight + current
 
+    async def limit(self, checks: Sequence[LimitCheck], now: float | None = None
+                    ) -> tuple[bool, list[LimitState]]:
+        t = time.time() if now is None else now
+        mono = self._clock()
+        counts: list[tuple[str, int, int, float]] = []
+        admitted = True
+        for check in checks:
+            index, elapsed = _window_position(check.window, t)
+            current_key = f"{check.key}:{index}"
+            entry = self._live(current_key, mono)
+            current = 0 if entry is None else self._as_int(entry[0])
+            entry = self._live(f"{check.key}:{index - 1}", mono)
+            previous = 0 if entry is None else self._as_int(entry[0])
+            if previous * (1.0 - elapsed) + current + check.cost > check.limit:
+                admitted = False
+            counts.append((current_key, current, previous, elapsed))
+        states = []
+        for check, (current_key, current, previous, elapsed) in zip(checks, counts, strict=True):
+            if admitted:
+                current = await self.incr(current_key, check.cost, ttl=2 * check.window)
+            states.append(limit_state(check, current, previous, elapsed))
+        return admitted, states
+
     async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
         expires_in = _ttl_ms(ttl) / 1000
         now = self._clock()
@@ -332,6 +439,41 @@ end
 return {current, previous}
 """
 
+# KEYS: per check, its current then previous window. ARGV: the number of
+# checks, then per check: limit, weight of the previous window, cost, expiry ms.
+# Every check is read first; only if all have room is each one charged.
+# Returns {admitted, current_1, previous_1, current_2, previous_2, ...}.
+_LIMIT_LUA: Final = """
+local n = tonumber(ARGV[1])
+local out = {1}
+for i = 1, n do
+  local base = 1 + (i - 1) * 4
+  local current = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
+  local previous = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
+  if not current or not previous then
+    return redis.error_reply('a rate window value is not an integer')
+  end
+  local limit, weight = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
+  if previous * weight + current + tonumber(ARGV[base + 3]) > limit then
+    out[1] = 0
+  end
+  out[2 * i] = current
+  out[2 * i + 1] = previous
+end
+if out[1] == 1 then
+  for i = 1, n do
+    local base = 1 + (i - 1) * 4
+    local cost = tonumber(ARGV[base + 3])
+    local value = redis.call('INCRBY', KEYS[2 * i - 1], cost)
+    if value == cost then
+      redis.call('PEXPIRE', KEYS[2 * i - 1], ARGV[base + 4])
+    end
+    out[2 * i] = value
+  end
+end
+return out
+"""
+
 _REDIS_ERRORS: Final = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -362,6 +504,8 @@ class RedisStore(Store):
         timeout_ms: int = 50,
         prefix: str = "bastion:",
         max_connections: int = 64,
+        breaker_failures: int = 3,
+        breaker_cooldown_ms: int = 1000,
     ) -> None:
         if timeout_ms < 1:
             raise ValueError("timeout_ms must be >= 1")
@@ -391,6 +535,15 @@ class RedisStore(Store):
         self._client = aioredis.Redis(connection_pool=self._pool)
         self._incr_ttl = self._client.register_script(_INCR_TTL_LUA)
         self._window = self._client.register_script(_WINDOW_LUA)
+        self._limit = self._client.register_script(_LIMIT_LUA)
+        # Circuit breaker: after `breaker_failures` failures in a row, calls
+        # fail at once for `breaker_cooldown` seconds, then one is let through
+        # to probe; its success closes the breaker.
+        self._breaker_failures = breaker_failures
+        self._breaker_cooldown = breaker_cooldown_ms / 1000
+        self._failures = 0
+        self._open_until = 0.0
+        self._probing = False
 
     @property
     def prefix(self) -> str:
@@ -399,13 +552,37 @@ class RedisStore(Store):
     def _k(self, key: str) -> str:
         return self._prefix + key
 
+    @property
+    def breaker_open(self) -> bool:
+        return self._failures >= self._breaker_failures
+
     async def _call(self, op: str, make: Callable[[], Awaitable[_T]]) -> _T:
+        probe = False
+        if self._failures >= self._breaker_failures:
+            if self._probing or time.monotonic() < self._open_until:
+                raise StoreError(f"redis {op} skipped: circuit open after repeated failures",
+                                 "circuit_open")
+            probe = self._probing = True
         try:
             async with asyncio.timeout(self._timeout):
-                return await make()
+                result = await make()
+        except redis.exceptions.ResponseError as exc:
+            # The server answered: it is up; the command itself was refused.
+            self._failures = 0
+            raise StoreError(f"redis {op} failed: {exc}", "rejected") from exc
         except _REDIS_ERRORS as exc:
+            self._failures += 1
+            if self._failures >= self._breaker_failures:
+                self._open_until = time.monotonic() + self._breaker_cooldown
+            kind = "timeout" if isinstance(exc, TimeoutError | redis.exceptions.TimeoutError) \
+                else "error"
             detail = str(exc) or f"no answer within {self._timeout * 1000:g} ms"
-            raise StoreError(f"redis {op} failed: {type(exc).__name__}: {detail}") from exc
+            raise StoreError(f"redis {op} failed: {type(exc).__name__}: {detail}", kind) from exc
+        finally:
+            if probe:
+                self._probing = False
+        self._failures = 0
+        return result
 
     async def incr(self, key: str, amount: int = 1, ttl: float | None = None) -> int:
         if ttl is None:
@@ -432,6 +609,25 @@ class RedisStore(Store):
         )
         current, previous = int(result[0]), int(result[1])
         return previous * weight + current
+
+    async def limit(self, checks: Sequence[LimitCheck], now: float | None = None
+                    ) -> tuple[bool, list[LimitState]]:
+        if not checks:
+            return True, []
+        t = time.time() if now is None else now
+        keys: list[str] = []
+        args: list[Any] = [len(checks)]
+        positions = []
+        for check in checks:
+            index, elapsed = _window_position(check.window, t)
+            positions.append(elapsed)
+            keys += [self._k(f"{check.key}:{index}"), self._k(f"{check.key}:{index - 1}")]
+            args += [check.limit, repr(1.0 - elapsed), check.cost, _ttl_ms(2 * check.window)]
+        result = await self._call("limit", lambda: self._limit(keys=keys, args=args))
+        admitted = int(result[0]) == 1
+        states = [limit_state(check, int(result[1 + 2 * i]), int(result[2 + 2 * i]), elapsed)
+                  for i, (check, elapsed) in enumerate(zip(checks, positions, strict=True))]
+        return admitted, states
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
         px = _ttl_ms(ttl)
@@ -498,5 +694,7 @@ def create_store(config: StoreConfig) -> Store:
             timeout_ms=config.timeout_ms,
             prefix=config.prefix,
             max_connections=config.max_connections,
+            breaker_failures=config.breaker_failures,
+            breaker_cooldown_ms=config.breaker_cooldown_ms,
         )
     return MemoryStore()

@@ -13,6 +13,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from proxy.store import (
+    LimitCheck,
     MemoryStore,
     RedisStore,
     Store,
@@ -570,5 +571,73 @@ async def test_store_recovers_after_redis_restart(
         await asyncio.sleep(0.05)  # let the loop notice the closed sockets
         assert await store.incr("n") == 1
         await store.ping()
+    finally:
+        await store.close()
+
+
+# ---------------------------------------------------------------------------
+# Atomic multi-rule limits
+# ---------------------------------------------------------------------------
+
+
+async def test_limit_admits_exactly_the_limit_in_a_window(store: Store) -> None:
+    check = LimitCheck("lim", limit=5, window=10)
+    t = 1_000_000.0  # the start of a window
+    verdicts = [await store.limit([check], now=t + i * 0.01) for i in range(8)]
+    assert [ok for ok, _ in verdicts] == [True] * 5 + [False] * 3
+    ok, (state,) = verdicts[4]
+    assert state.remaining == 0 and state.limit == 5
+    assert state.reset == pytest.approx(10 - 0.04)
+    ok, (state,) = verdicts[5]
+    # Full until this window ends, then the previous window's weight fades.
+    assert 10 - 0.05 < state.retry_after <= 20
+    # Halfway into the next window half the old count still weighs: 2 fit.
+    later = [await store.limit([check], now=t + 15 + i * 0.01) for i in range(4)]
+    assert [ok for ok, _ in later] == [True, True, False, False]
+
+
+async def test_limit_charges_all_rules_or_none(store: Store) -> None:
+    wide = LimitCheck("wide", limit=100, window=60)
+    narrow = LimitCheck("narrow", limit=2, window=60)
+    t = 2_000_040.0
+    results = [await store.limit([wide, narrow], now=t) for _ in range(4)]
+    assert [ok for ok, _ in results] == [True, True, False, False]
+    # The refused requests were not charged to the rule that had room.
+    ok, (wide_state,) = await store.limit([wide], now=t)
+    assert ok and wide_state.used == 3
+
+
+async def test_limit_cost_and_concurrency(store: Store) -> None:
+    check = LimitCheck("cost", limit=100, window=60, cost=7)
+    t = 3_000_000.0
+    results = await asyncio.gather(*(store.limit([check], now=t) for _ in range(30)))
+    # 14 * 7 = 98 fits, a 15th would make 105: atomic under concurrency.
+    assert sum(ok for ok, _ in results) == 14
+
+
+async def test_breaker_opens_after_failures_and_recovers(
+        redis_server_factory: Callable[[], RedisServer]) -> None:
+    server = redis_server_factory()
+    store = RedisStore(server.url, timeout_ms=50, breaker_failures=2, breaker_cooldown_ms=300)
+    try:
+        assert await store.incr("b") == 1
+        server.kill()
+        kinds = []
+        for _ in range(4):
+            with pytest.raises(StoreError) as info:
+                await store.get("b")
+            kinds.append(info.value.kind)
+        assert kinds[:2] != ["circuit_open"] * 2 and kinds[2:] == ["circuit_open"] * 2
+        assert store.breaker_open
+        started = time.perf_counter()
+        with pytest.raises(StoreError):
+            await store.get("b")
+        assert time.perf_counter() - started < 0.005  # refused without trying
+        server.restart()
+        await asyncio.sleep(0.35)
+        # After the cooldown one probe goes through; its success closes the breaker.
+        await store.set("b", b"2")
+        assert not store.breaker_open
+        assert await store.get("b") == b"2"
     finally:
         await store.close()
