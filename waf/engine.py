@@ -43,6 +43,18 @@ SecRule REQUEST_HEADERS:X-CRS-Test "@rx ^.*$" \\
 """
 
 
+# Bastion's own rule set: the repository's rules/ directory (see rules/README.md).
+BUILTIN_RULES = Path(__file__).resolve().parent.parent / "rules"
+
+
+def builtin_rule_files() -> list[Path]:
+    """Bastion's rule files in load order (name order)."""
+    files = sorted(BUILTIN_RULES.glob("*.conf"))
+    if not files:
+        raise ValueError(f"Bastion's rule set is missing: no *.conf in {BUILTIN_RULES}")
+    return files
+
+
 def crs_directives(crs_dir: str | Path) -> list[Directive]:
     """CRS as its authors ship it: the example setup file, then every rule file."""
     root = Path(crs_dir)
@@ -87,4 +99,5 @@ def build_ruleset(*, engine: str, paranoia: int | None, inline: str = "",
     return compile_rules(directives)
 
 
-__all__ = ["CRS_TEST_SETUP", "HOST_BASE", "build_ruleset", "crs_directives"]
+__all__ = ["BUILTIN_RULES", "CRS_TEST_SETUP", "HOST_BASE", "build_ruleset",
+           "builtin_rule_files", "crs_directives"]

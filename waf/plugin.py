@@ -6,6 +6,7 @@
         paranoia: 1
         crs: /etc/bastion/crs  # a CRS directory (crs-setup.conf.example + rules/)
         rules: [my-rules/*.conf]
+        builtin_rules: true    # Bastion's own rule set (default: on unless crs or rules is set)
         directives: |
           SecRule ARGS:debug "@streq 1" "id:10001,phase:1,deny,msg:'debug forbidden'"
         exclusions:
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from proxy.flow import Flow
 from proxy.plugin import Group, Plugin, PluginContext
-from waf.engine import build_ruleset
+from waf.engine import build_ruleset, builtin_rule_files
 from waf.rules import RuleSetError
 from waf.seclang import SecLangError
 from waf.transaction import Interruption, Transaction
@@ -84,6 +85,9 @@ class WafConfig(BaseModel):
     paranoia: int = Field(1, ge=1, le=4)
     crs: str | None = None
     rules: list[str] = Field(default_factory=list)
+    # Bastion's own rule set (the repository's rules/): None loads it when
+    # neither crs nor rules names another rule set.
+    builtin_rules: bool | None = None
     directives: str = ""
     exclusions: Exclusions = Exclusions()
     request_body_limit: int = Field(1024 * 1024, ge=0)
@@ -120,6 +124,11 @@ class WafPlugin(Plugin[WafConfig]):
         crs = None
         if config.crs is not None:
             crs = Path(config.crs) if os.path.isabs(config.crs) else base / config.crs
+        builtin = config.builtin_rules
+        if builtin is None:
+            builtin = crs is None and not config.rules
+        if builtin:
+            files = builtin_rule_files() + files
         try:
             self.ruleset = build_ruleset(
                 engine="On" if config.mode == "block" else "DetectionOnly",
