@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,8 +44,10 @@ SecRule REQUEST_HEADERS:X-CRS-Test "@rx ^.*$" \\
 """
 
 
-# Bastion's own rule set: the repository's rules/ directory (see rules/README.md).
-BUILTIN_RULES = Path(__file__).resolve().parent.parent / "rules"
+# Bastion's own rule set: the repository's rules/ directory (see rules/README.md),
+# or where $BASTION_RULES points (an installed copy, as the Docker image has).
+BUILTIN_RULES = Path(os.environ.get("BASTION_RULES")
+                     or Path(__file__).resolve().parent.parent / "rules")
 
 
 def builtin_rule_files() -> list[Path]:
