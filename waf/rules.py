@@ -66,6 +66,12 @@ class RuleSetError(ValueError):
         self.message = message
 
 
+# id(compiled key regex) -> (the regex, kept alive so its id stays its own;
+# key -> whether it matches)
+_KEY_MATCHES: dict[int, tuple[Any, dict[str, bool]]] = {}
+_KEY_MATCHES_MAX = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class Selector:
     """One compiled variable: ``ARGS``, ``ARGS:id``, ``ARGS:/^x/``, ``&ARGS``, ``XML:/*``."""
@@ -76,8 +82,20 @@ class Selector:
     count: bool = False
 
     def matches_key(self, key: str) -> bool:
-        if self.key_regex is not None:
-            return self.key_regex.search(key) is not None
+        regex = self.key_regex
+        if regex is not None:
+            # Argument, cookie and header names repeat from request to request:
+            # remember each pattern's verdict on them (bounded).
+            cache = _KEY_MATCHES.get(id(regex))
+            if cache is None:
+                cache = _KEY_MATCHES[id(regex)] = (regex, {})
+            verdicts = cache[1]
+            found = verdicts.get(key)
+            if found is None:
+                if len(verdicts) >= _KEY_MATCHES_MAX:
+                    verdicts.clear()
+                found = verdicts[key] = regex.search(key) is not None
+            return found
         return self.key is None or self.key.lower() == key.lower()
 
     @classmethod
