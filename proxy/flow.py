@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from multidict import CIMultiDict
@@ -35,6 +35,33 @@ class Decision:
         return {"plugin": self.plugin, "action": self.action, **self.detail}
 
 
+@dataclass(slots=True)
+class UpstreamTarget:
+    """One place to send this request instead of the route's service.
+
+    A plugin that picks upstreams itself (the AI proxy: one provider, then
+    the next on failure) sets ``flow.upstream_targets``; the gateway tries
+    them in order, moving on after a connection failure, a timeout before the
+    response headers, or a status in ``flow.upstream_retry_statuses``, and
+    records which one answered in ``flow.upstream_target``.
+    """
+
+    url: str  # scheme://host[:port][/base path], no trailing slash
+    name: str = ""  # for logs and metrics (a provider name)
+    # Path and query after ``url``; None keeps flow.upstream_path.
+    path: str | None = None
+    # Set on the request headers (e.g. the provider's Authorization), after removals.
+    headers: Mapping[str, str] = field(default_factory=dict)
+    remove_headers: tuple[str, ...] = ()
+    # A replacement body (then Content-Length is set from it); None sends the request's own.
+    body: bytes | None = None
+    connect_timeout: float | None = None
+    # Longest wait for the next bytes (headers, then each chunk of the body).
+    read_timeout: float | None = None
+    # Anything the plugin wants back when this target answered (a model name...).
+    meta: Any = None
+
+
 def json_error(status: int, message: str, request_id: str,
                headers: Mapping[str, str] | None = None) -> LocalResponse:
     """The JSON error every part of the gateway answers with."""
@@ -57,7 +84,8 @@ class Flow:
         "decisions", "endpoint", "local_response", "method", "path", "query_string", "request",
         "request_body_truncated", "request_headers", "request_id", "response_body_limit",
         "response_body_overflow", "response_headers", "response_started", "response_status",
-        "route", "started", "upstream_duration", "upstream_path", "upstream_started",
+        "route", "started", "upstream_duration", "upstream_path", "upstream_retry_statuses",
+        "upstream_started", "upstream_target", "upstream_targets",
     )
 
     def __init__(self, request: web.BaseRequest, request_id: str, client_ip: str,
@@ -95,6 +123,11 @@ class Flow:
         self.upstream_duration: float | None = None
         self.bytes_in = 0
         self.bytes_out = 0
+        # Set by a plugin to send elsewhere than the route's service (UpstreamTarget).
+        self.upstream_targets: list[UpstreamTarget] | None = None
+        self.upstream_retry_statuses: frozenset[int] = frozenset()
+        # The target that answered (or failed last), once the upstream call is made.
+        self.upstream_target: UpstreamTarget | None = None
         self._states: dict[int, Any] = {}
 
     @property

@@ -25,7 +25,7 @@ from yarl import URL
 
 from proxy.accesslog import AccessLog
 from proxy.config import LoadedConfig
-from proxy.flow import Flow, LocalResponse, json_error
+from proxy.flow import Flow, LocalResponse, UpstreamTarget, json_error
 from proxy.forwarding import strip_hop_by_hop, upstream_headers
 from proxy.metrics import Metrics
 from proxy.routing import Route, normalize_request_path
@@ -539,6 +539,9 @@ class Gateway:
 
     async def _send_upstream(self, flow: Flow, service: Service, make_body: Callable[[], Any],
                              reader: _BodyReader, replayable: bool) -> _Attempt:
+        if flow.upstream_targets:
+            return await self._send_to_targets(flow, service, flow.upstream_targets, make_body,
+                                               reader, replayable)
         retry = service.config.retries
         idempotent = retry.idempotent and flow.method in IDEMPOTENT
         tried: list[Endpoint] = []
@@ -587,6 +590,63 @@ class Gateway:
             self.metrics.observe_upstream(service.name, flow.upstream_duration)
             return _Attempt(resp, endpoint)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_to_targets(self, flow: Flow, service: Service,
+                               targets: list[UpstreamTarget], make_body: Callable[[], Any],
+                               reader: _BodyReader, replayable: bool) -> _Attempt:
+        """Targets a plugin chose, in order; the next one after a failure before the headers."""
+        assert self.session is not None
+        status, message = 502, "no upstream target answered"
+        for i, target in enumerate(targets):
+            last = i == len(targets) - 1
+            flow.upstream_target = target
+            flow.endpoint = target.url
+            name = target.name or service.name
+            headers = CIMultiDict(flow.request_headers)
+            for header in target.remove_headers:
+                headers.popall(header, None)
+            for header, value in target.headers.items():
+                headers[header] = value
+            url = URL(target.url + (target.path if target.path is not None
+                                    else flow.upstream_path), encoded=True)
+            headers["Host"] = url.raw_authority
+            body: Any
+            if target.body is not None:
+                body = target.body
+                headers.popall("Transfer-Encoding", None)
+                headers["Content-Length"] = str(len(body))
+            else:
+                body = make_body()
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=target.connect_timeout or service.timeout.sock_connect,
+                sock_read=target.read_timeout or service.timeout.sock_read)
+            flow.upstream_started = time.perf_counter()
+            try:
+                resp = await self.session.request(flow.method, url, headers=headers, data=body,
+                                                  timeout=timeout, allow_redirects=False,
+                                                  compress=None)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                if reader.error is not None or flow.local_response is not None:
+                    return _Attempt(None, None)
+                kind, status, message = _classify(exc)
+                self.metrics.upstream_errors.labels(name, kind).inc()
+                log.info("upstream target %s (%d of %d) failed: %s (%s)", name, i + 1,
+                         len(targets), kind, exc)
+                can_resend = target.body is not None or replayable or not reader.started
+                if not last and can_resend:
+                    self.metrics.upstream_retries.labels(name).inc()
+                    continue
+                return _Attempt(None, None, status, message)
+            flow.upstream_duration = time.perf_counter() - flow.upstream_started
+            self.metrics.observe_upstream(name, flow.upstream_duration)
+            if resp.status in flow.upstream_retry_statuses and not last and (
+                    target.body is not None or replayable or not reader.started):
+                resp.release()
+                self.metrics.upstream_retries.labels(name).inc()
+                continue
+            return _Attempt(resp, None)
+        return _Attempt(None, None, status, message)
 
     async def _respond(self, flow: Flow, route: Route,
                        upstream: aiohttp.ClientResponse) -> web.StreamResponse:
