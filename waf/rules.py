@@ -167,6 +167,8 @@ class Rule:
     # a phase (so per-selector results can be shared between rules).
     rx_set: int = 0
     rx_index: int = -1
+    # The set's verdict is a superset (a @pm list): confirm a hit with the operator.
+    rx_confirm: bool = False
     stable: bool = False
     # For a stable link: an id per (selector, transformation chain) pair, and
     # one for the whole tuple of them, so a transaction caches each pair's
@@ -549,6 +551,12 @@ def _links(rule: Rule) -> list[Rule]:
     return out
 
 
+def _escape_literal(phrase: bytes) -> bytes:
+    """``phrase`` as an RE2 pattern matching exactly those bytes."""
+    return b"".join(bytes([c]) if chr(c).isalnum() and c < 0x80 else b"\\x%02x" % c
+                    for c in phrase)
+
+
 def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
     """One re2.Set over every @rx pattern of the rule set.
 
@@ -561,6 +569,7 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
     import re2
 
     from waf.operators._arguments import text_to_bytes
+    from waf.operators.pm import PhraseMatch
     from waf.operators.rx import Rx, regex_options
 
     patterns: dict[int, list[bytes]] = {}
@@ -574,7 +583,17 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
                 link.simple_targets = tuple((s.collection, s.key, f"{s.collection}:{s.key}")
                                             for s in link.selectors if s.key is not None)
             op = link.operator
-            if not isinstance(op, Rx) or link.is_action:
+            if link.is_action:
+                continue
+            if isinstance(op, Rx):
+                pattern = text_to_bytes(op.pattern)
+            elif isinstance(op, PhraseMatch) and op.phrases:
+                # A phrase list as a case-insensitive alternation of literals.
+                # RE2 folds more than ASCII case, so the set may say yes where
+                # the phrase matcher says no: the link confirms (rx_confirm).
+                pattern = b"(?i)(?:" + b"|".join(_escape_literal(p) for p in op.phrases) + b")"
+                link.rx_confirm = True
+            else:
                 continue
             # One set for every pattern: a value that several transformation
             # chains leave unchanged (most benign values) is matched once.
@@ -582,7 +601,7 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
             bucket = patterns.setdefault(set_id, [])
             link.rx_set = set_id
             link.rx_index = len(bucket)
-            bucket.append(text_to_bytes(op.pattern))
+            bucket.append(pattern)
             # multiMatch links test every intermediate value: they use the set
             # value by value but cannot share per-selector results.
             link.stable = not link.multi_match and all(

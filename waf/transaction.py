@@ -489,15 +489,16 @@ class Transaction:
             if link.multi_match and item == last_hit:
                 continue  # this value already matched in an earlier form
 
-            if matches is not None:
+            if matches is not None and not (link.rx_confirm and index in matches):
                 hit = index in matches
+                if hit and link.capture:
+                    # The set says whether; the regex itself says what it captured.
+                    operator.evaluate(self, transformed)
             else:
-                hit = operator.regex.search(transformed) is not None
+                # Too long for the set, or a set hit the operator must confirm.
+                hit = operator.evaluate(self, transformed)
             if hit == negated:
                 continue
-            if hit and link.capture:
-                # The set says whether; the regex itself says what it captured.
-                operator.evaluate(self, transformed)
             matched = True
             last_hit = item
             self.matched_var.value = transformed
