@@ -118,7 +118,9 @@ class StoreConfig(BaseModel):
 
     type: Literal["memory", "redis"] = "memory"
     url: str = "redis://127.0.0.1:6379/0"
-    timeout_ms: int = Field(50, ge=1, le=10_000)
+    # Generous enough for a busy worker's event-loop lag (a call that times out
+    # falls back); the breaker keeps a dead Redis from costing this per request.
+    timeout_ms: int = Field(200, ge=1, le=10_000)
     prefix: str = "bastion:"
     max_connections: int = Field(64, ge=1)
     # Circuit breaker: this many failures in a row open it; calls then fail
@@ -501,7 +503,7 @@ class RedisStore(Store):
         self,
         url: str = "redis://127.0.0.1:6379/0",
         *,
-        timeout_ms: int = 50,
+        timeout_ms: int = 200,
         prefix: str = "bastion:",
         max_connections: int = 64,
         breaker_failures: int = 3,
@@ -518,7 +520,9 @@ class RedisStore(Store):
         # or a long socket_timeout in the URL cannot re-enable slow failure.
         options.update(
             socket_connect_timeout=self._timeout,
-            socket_timeout=self._timeout,
+            # No socket_timeout: asyncio.timeout in _call bounds every call,
+            # and redis-py's own read timeout costs a task per read.
+            socket_timeout=None,
             retry=Retry(NoBackoff(), 0),
             retry_on_timeout=False,
             retry_on_error=[],

@@ -373,7 +373,7 @@ async def test_memory_store_rejects_overflow_like_redis() -> None:
 
 async def test_config_defaults_and_validation() -> None:
     cfg = StoreConfig()
-    assert cfg.type == "memory" and cfg.timeout_ms == 50 and cfg.prefix == "bastion:"
+    assert cfg.type == "memory" and cfg.timeout_ms == 200 and cfg.prefix == "bastion:"
     with pytest.raises(pydantic.ValidationError):
         StoreConfig.model_validate({"unknown": 1})
     with pytest.raises(pydantic.ValidationError):
