@@ -44,8 +44,13 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import hashlib
+import hmac
 import json
+import os
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -64,6 +69,11 @@ from proxy.config import ConfigPath
 from proxy.flow import Flow
 from proxy.forwarding import HOP_BY_HOP, IDENTITY_HEADERS
 from proxy.plugin import PluginContext
+
+# How long (at most; never past its exp) a verified token is taken on trust,
+# and how many are remembered per authenticator.
+_VERIFIED_SECONDS = 60.0
+_VERIFIED_MAX = 10_000
 
 JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
                        "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
@@ -365,6 +375,11 @@ class JwtAuth(Authenticator[JwtAuthOptions]):
                 for iss in cfg.issuers:
                     self._by_issuer.setdefault(iss, []).append(v)
         self._caches = tuple(caches.values())
+        # Tokens that verified, under a keyed digest, until min(exp, a minute
+        # from now): a client reuses its token, and the signature check and
+        # claim parsing are most of the cost (see bench/RESULTS.md).
+        self._verified_key = os.urandom(32)
+        self._verified: OrderedDict[bytes, tuple[Outcome, float, int]] = OrderedDict()
         self._header_names = tuple(dict.fromkeys(
             h for c in credentials for h in c.config.claims_to_headers.values()))
         sources = {h.name.lower() for h in config.headers}
@@ -439,6 +454,15 @@ class JwtAuth(Authenticator[JwtAuthOptions]):
             return Outcome.invalid("empty token")
         if len(token) > MAX_TOKEN_CHARS:
             return Outcome.invalid("token too large")
+        digest = hmac.new(self._verified_key, token.encode("utf-8", "surrogateescape"),
+                          hashlib.sha256).digest()
+        remembered = self._verified.get(digest)
+        if remembered is not None:
+            # Not past its time, and no key set has been fetched anew since
+            # (a key the provider withdrew stops working at once).
+            if remembered[1] > time.time() and remembered[2] == self._key_generation():
+                return remembered[0]
+            del self._verified[digest]
         peeked = _peek(token)
         if peeked is None:
             return Outcome.invalid("malformed token")
@@ -474,7 +498,19 @@ class JwtAuth(Authenticator[JwtAuthOptions]):
             assert worst is not None
             return Outcome.invalid(worst.reason)
         v, payload = verified[0]
-        return Outcome.ok(v.credential, headers=self._claim_headers(v.config, payload))
+        outcome = Outcome.ok(v.credential, headers=self._claim_headers(v.config, payload))
+        until = time.time() + _VERIFIED_SECONDS
+        exp = payload.get("exp")
+        if isinstance(exp, int | float):
+            until = min(until, float(exp))
+        self._verified[digest] = (outcome, until, self._key_generation())
+        while len(self._verified) > _VERIFIED_MAX:
+            self._verified.popitem(last=False)
+        return outcome
+
+    def _key_generation(self) -> int:
+        """Changes whenever a JWKS is fetched again."""
+        return sum(c.fetches for c in self._caches)
 
     def _candidates(self, claims: dict[str, Any]) -> list[_Verifier]:
         out: list[_Verifier] = []

@@ -239,6 +239,23 @@ class AuthPlugin(Plugin[Any]):
             "bastion_auth_decisions_total",
             "Auth plugin verdicts: allow, anonymous, unauthenticated (401), forbidden (403)",
             ["verdict"])
+        self._outcome_children: dict[tuple[str, str], Any] = {}
+        self._verdict_children: dict[str, Any] = {}
+
+    def _count_outcome(self, authenticator: str, status: str) -> None:
+        # Label children looked up once: labels() per request costs more than
+        # most authenticators' own work.
+        key = (authenticator, status)
+        child = self._outcome_children.get(key)
+        if child is None:
+            child = self._outcome_children[key] = self._outcomes.labels(authenticator, status)
+        child.inc()
+
+    def _count_verdict(self, verdict: str) -> None:
+        child = self._verdict_children.get(verdict)
+        if child is None:
+            child = self._verdict_children[verdict] = self._decisions.labels(verdict)
+        child.inc()
 
     @classmethod
     def check_config(cls, config: Config,
@@ -297,7 +314,7 @@ class AuthPlugin(Plugin[Any]):
         chosen: Outcome | None = None
         for a in self.authenticators:
             outcome = await a.authenticate(flow, body)
-            self._outcomes.labels(a.name, outcome.status).inc()
+            self._count_outcome(a.name, outcome.status)
             if outcome.status == "handled":
                 return
             outcomes.append((a, outcome))
@@ -361,7 +378,7 @@ class AuthPlugin(Plugin[Any]):
             for a in self.authenticators:
                 a.hide_credentials(flow)
         verdict = "anonymous" if anonymous else "allow"
-        self._decisions.labels(verdict).inc()
+        self._count_verdict(verdict)
         flow.decide("auth", verdict, consumer=consumer.name,
                     authenticator=None if chosen is None else _type_of(outcomes, chosen))
 
@@ -396,7 +413,7 @@ class AuthPlugin(Plugin[Any]):
             for challenge in self._challenges:
                 headers.add("WWW-Authenticate", challenge)
         verdict = "unauthenticated" if status == 401 else "forbidden"
-        self._decisions.labels(verdict).inc()
+        self._count_verdict(verdict)
         flow.decide("auth", verdict, authenticator=authenticator, reason=reason,
                     consumer=consumer)
         flow.respond_error(status, message, headers)
