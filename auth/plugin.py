@@ -196,7 +196,6 @@ def load_credentials(consumers: Sequence[ConsumerConfig]) -> CredentialIndex:
 @dataclass
 class _State:
     deferred: bool = False
-    response_headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
 
 
 class AuthPlugin(Plugin[Any]):
@@ -302,11 +301,6 @@ class AuthPlugin(Plugin[Any]):
             await self._decide(flow, chunk)
         return chunk
 
-    async def on_response_headers(self, flow: Flow) -> None:
-        state = flow.state(self, _State)
-        for name, value in state.response_headers.items():
-            flow.response_headers.add(name, value)
-
     # -- the decision
 
     async def _decide(self, flow: Flow, body: bytes | None) -> None:
@@ -322,9 +316,9 @@ class AuthPlugin(Plugin[Any]):
                 chosen = outcome
                 break
 
-        state = flow.state(self, _State)
         for _, outcome in outcomes:
-            state.response_headers.extend(outcome.response_headers)
+            for name, value in outcome.response_headers:
+                flow.add_response_header(name, value)
         if self.mode == "all_of":
             chosen = self._all_of(flow, outcomes)
             if flow.local_response is not None:
@@ -407,8 +401,8 @@ class AuthPlugin(Plugin[Any]):
     def _deny(self, flow: Flow, status: int, message: str, authenticator: str | None,
               reason: str, consumer: str | None = None) -> None:
         # What authenticators asked the client to get (a cleared or refreshed
-        # session cookie) goes on the refusal too.
-        headers: CIMultiDict[str] = CIMultiDict(flow.state(self, _State).response_headers)
+        # session cookie) goes on the refusal too: flow.add_response_header.
+        headers: CIMultiDict[str] = CIMultiDict()
         if status == 401:
             for challenge in self._challenges:
                 headers.add("WWW-Authenticate", challenge)

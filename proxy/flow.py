@@ -80,12 +80,12 @@ class Flow:
     """
 
     __slots__ = (
-        "_states", "bytes_in", "bytes_out", "client_ip", "consumer", "credential_id",
-        "decisions", "endpoint", "local_response", "method", "path", "query_string", "request",
-        "request_body_truncated", "request_headers", "request_id", "response_body_limit",
-        "response_body_overflow", "response_headers", "response_started", "response_status",
-        "route", "started", "upstream_duration", "upstream_path", "upstream_retry_statuses",
-        "upstream_started", "upstream_target", "upstream_targets",
+        "_states", "bytes_in", "bytes_out", "client_ip", "consumer", "credential_id", "decisions",
+        "endpoint", "extra_response_headers", "local_response", "method", "path", "query_string",
+        "request", "request_body_truncated", "request_headers", "request_id",
+        "response_body_limit", "response_body_overflow", "response_headers", "response_started",
+        "response_status", "route", "started", "upstream_duration", "upstream_path",
+        "upstream_retry_statuses", "upstream_started", "upstream_target", "upstream_targets",
     )
 
     def __init__(self, request: web.BaseRequest, request_id: str, client_ip: str,
@@ -124,6 +124,8 @@ class Flow:
         self.bytes_in = 0
         self.bytes_out = 0
         # Set by a plugin to send elsewhere than the route's service (UpstreamTarget).
+        # Headers for the client whatever answers: upstream, a plugin or the gateway.
+        self.extra_response_headers: list[tuple[str, str]] = []
         self.upstream_targets: list[UpstreamTarget] | None = None
         self.upstream_retry_statuses: frozenset[int] = frozenset()
         # The target that answered (or failed last), once the upstream call is made.
@@ -154,6 +156,15 @@ class Flow:
                       headers: Mapping[str, str] | None = None) -> None:
         """Answer with the gateway's standard JSON error body."""
         self.local_response = json_error(status, message, self.request_id, headers)
+
+    def add_response_header(self, name: str, value: str) -> None:
+        """Send this header to the client on whatever response this exchange ends with.
+
+        Unlike editing ``response_headers`` in ``on_response_headers``, it also
+        reaches local answers (a 401 from a later plugin, a gateway 502), so a
+        refreshed or cleared cookie is never lost.
+        """
+        self.extra_response_headers.append((name, value))
 
     def decide(self, plugin: str, action: str, **detail: Any) -> None:
         """Record a plugin decision for the access log and metrics."""

@@ -662,6 +662,8 @@ class Gateway:
             has_body = request.method != "HEAD" and upstream.status not in _NO_BODY_STATUSES \
                 and upstream.status >= 200
             out_headers = flow.response_headers
+            for name, value in flow.extra_response_headers:
+                out_headers.add(name, value)
             out_headers.setdefault("X-Request-Id", flow.request_id)
             out_headers.setdefault("Server", SERVER_NAME)
 
@@ -810,6 +812,11 @@ class Gateway:
     def _answer_local(self, flow: Flow, close: bool = False) -> web.Response:
         local = flow.local_response
         assert local is not None
+        if flow.extra_response_headers:
+            headers = CIMultiDict(local.headers)
+            for name, value in flow.extra_response_headers:
+                headers.add(name, value)
+            local = LocalResponse(local.status, local.body, headers)
         flow.response_status = local.status
         flow.bytes_out = len(local.body)
         return self._local(flow.request, local, flow.request_id, close)

@@ -60,6 +60,9 @@ ENTRY_POINT_GROUP = "bastion.plugins"
 class Group(IntEnum):
     """Phase groups, run in this order (as Higress orders AUTHN/AUTHZ/STATS)."""
 
+    # Before anyone is authenticated: flood protection and IP allow/deny, so
+    # a flood costs no credential checks.
+    EDGE = 50
     AUTHN = 100
     AUTHZ = 200
     SECURITY = 300

@@ -102,8 +102,17 @@ def _input(method: str, uri: str, headers: dict[str, str], data: str | None = No
     out: dict[str, Any] = {"dest_addr": "127.0.0.1", "port": 80, "method": method,
                            "uri": uri, "headers": dict(headers)}
     if data is not None:
-        out["data"] = data
-        out["headers"]["Content-Length"] = str(len(data.encode()))
+        wire = data.encode()
+        if "multipart/form-data" in out["headers"].get("Content-Type", "").lower():
+            # go-ftw sends a multipart body's "\n" as "\r\n": write "\n", count "\r\n".
+            data = data.replace("\r\n", "\n")
+            wire = data.replace("\n", "\r\n").encode()
+        if "{{" in data:
+            # go-ftw reads "{{" in data as a template: send such bodies encoded.
+            out["encoded_data"] = base64.b64encode(wire).decode()
+        else:
+            out["data"] = data
+        out["headers"]["Content-Length"] = str(len(wire))
     return out
 
 
