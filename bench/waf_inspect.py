@@ -547,8 +547,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="measurements per request and engine, interleaved; medians "
                         "(default 5; 3 with --quick)")
     p.add_argument("--warmup", type=int, default=None,
-                   help="unmeasured inspections per request and engine first "
-                        "(default 20; 5 with --quick)")
+                   help="unmeasured inspections (of fresh variants) per request and engine "
+                        "first, as a running gateway has seen traffic: RE2 builds its "
+                        "DFA states lazily (default 400; 200 with --quick)")
     p.add_argument("--paranoia", default="1,2", help="comma-separated paranoia levels")
     p.add_argument("--no-modsecurity", action="store_true", help="measure Bastion only")
     p.add_argument("--profile", metavar="REQUEST", choices=["get", "form", "json", "attack"],
@@ -568,7 +569,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--bastion", default=None, help="gateway: the bastion executable")
     args = p.parse_args(argv)
     quick = args.quick
-    for name, full, short in (("iterations", 200, 30), ("repeats", 5, 3), ("warmup", 20, 5),
+    for name, full, short in (("iterations", 200, 30), ("repeats", 5, 3), ("warmup", 400, 200),
                               ("gw_duration", 10.0, 3.0), ("gw_warmup", 2.0, 1.0),
                               ("gw_rounds", 3, 1)):
         if getattr(args, name) is None:
