@@ -14,7 +14,8 @@ broken HTTP stays broken. A :class:`Target` turns a stage into a
 stage produced); :func:`check_stage` compares that with the stage's expectations.
 :class:`LiveTarget` drives a running gateway over TCP and finds the stage's log
 lines with go-ftw's marker protocol: an ``X-CRS-Test`` request before and after
-the stage, which the WAF's marker rule writes to its log.
+the stage, which the WAF's marker rule writes to its log. :class:`StatusTarget` drives
+a running gateway without a log, for judging by status alone.
 
 Nothing here knows about Bastion's WAF engine.
 """
@@ -68,6 +69,7 @@ __all__ = [
     "StageOutput",
     "StageReport",
     "StageResult",
+    "StatusTarget",
     "Target",
     "TargetError",
     "build_request",
@@ -77,6 +79,7 @@ __all__ = [
     "load_overrides",
     "load_test_files",
     "run_tests",
+    "send_request",
 ]
 
 DEFAULT_DEST_ADDR = "localhost"
@@ -1393,6 +1396,39 @@ class _LogTail:
             self._base += drop
 
 
+async def send_request(host: str, port: int, data: bytes, *, wait: float = 3.0,
+                       ssl: ssl_module.SSLContext | None = None,
+                       head_request: bool = False) -> Exchange:
+    """Send ``data`` as one request over a fresh connection and read one response for at
+    most ``wait`` seconds; failures come back in ``error``."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=ssl,
+                                    server_hostname=host if ssl else None),
+            wait)
+    except TimeoutError:
+        return Exchange(None, b"", f"connect to {host}:{port} timed out")
+    except OSError as exc:
+        return Exchange(None, b"", f"cannot connect to {host}:{port}: "
+                                   f"{exc.strerror or exc}")
+    try:
+        send_error = None
+        try:
+            writer.write(data)
+            await asyncio.wait_for(writer.drain(), wait)
+        except (OSError, TimeoutError) as exc:
+            send_error = f"send failed: {str(exc) or type(exc).__name__}"
+        # Even when sending failed the server may have answered (e.g. 413 + close).
+        exchange = await _read_response(reader, wait, head_request)
+        if send_error is not None and exchange.error is not None:
+            return Exchange(None, exchange.raw, send_error)
+        return exchange
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError, ssl_module.SSLError):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
 class LiveTarget:
     """A running gateway at ``host:port`` whose WAF writes to the log file ``log_path``.
 
@@ -1446,32 +1482,8 @@ class LiveTarget:
 
     async def send(self, data: bytes, *, head_request: bool = False) -> Exchange:
         """One request over a fresh connection; failures come back in ``error``."""
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port, ssl=self.ssl,
-                                        server_hostname=self.host if self.ssl else None),
-                self.timeout)
-        except TimeoutError:
-            return Exchange(None, b"", f"connect to {self.host}:{self.port} timed out")
-        except OSError as exc:
-            return Exchange(None, b"", f"cannot connect to {self.host}:{self.port}: "
-                                       f"{exc.strerror or exc}")
-        try:
-            send_error = None
-            try:
-                writer.write(data)
-                await asyncio.wait_for(writer.drain(), self.timeout)
-            except (OSError, TimeoutError) as exc:
-                send_error = f"send failed: {str(exc) or type(exc).__name__}"
-            # Even when sending failed the server may have answered (e.g. 413 + close).
-            exchange = await _read_response(reader, self.timeout, head_request)
-            if send_error is not None and exchange.error is not None:
-                return Exchange(None, exchange.raw, send_error)
-            return exchange
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, TimeoutError, ssl_module.SSLError):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+        return await send_request(self.host, self.port, data, wait=self.timeout,
+                                  ssl=self.ssl, head_request=head_request)
 
     async def _send_marker(self, token: str, host: str) -> None:
         exchange = await self.send(marker_request(token, host))
@@ -1547,6 +1559,53 @@ class LiveTarget:
         foreign = any(not _has(line, own) and _MARKER_TOKEN.search(line) for line in window)
         lines = tuple(line for line in window if not _MARKER_TOKEN.search(line))
         return replace(base, log_lines=lines), foreign and not exclusive
+
+
+class StatusTarget:
+    """A running gateway at ``host:port`` judged by its responses alone: each stage is
+    sent over its own TCP connection, byte for byte, and nothing is read from a log, so
+    no marker rule is needed and any number of stages may be in flight at once. Use as
+    an async context manager: entering checks that the gateway answers at all.
+
+    ``StageResult.log_lines`` stays empty, so only ``status``, ``response_contains``
+    and ``expect_error`` expectations can be judged against it.
+    """
+
+    def __init__(self, host: str, port: int, *, timeout: float = 3.0,
+                 ssl: ssl_module.SSLContext | None = None) -> None:
+        self.host, self.port, self.timeout, self.ssl = host, port, timeout, ssl
+
+    async def __aenter__(self) -> Self:
+        await self.probe()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        return None
+
+    async def probe(self) -> None:
+        """Raise :class:`TargetError` unless ``GET /`` gets a response (any status)."""
+        request = build_request(StageInput(
+            method="GET", uri="/", ordered_headers=(HeaderTuple("Host", "localhost"),
+                                                    HeaderTuple("User-Agent", "bastion-replay"),
+                                                    HeaderTuple("Accept", "*/*"))))
+        exchange = await self.send(request)
+        if exchange.status is None:
+            raise TargetError(f"no HTTP response from {self.host}:{self.port}: "
+                              f"{exchange.error}")
+
+    async def send(self, data: bytes, *, head_request: bool = False) -> Exchange:
+        return await send_request(self.host, self.port, data, wait=self.timeout,
+                                  ssl=self.ssl, head_request=head_request)
+
+    async def run_stage(self, stage: Stage) -> StageResult:
+        request = build_request(stage.input)
+        started = time.monotonic()
+        exchange = await self.send(request,
+                                   head_request=(stage.input.method or DEFAULT_METHOD) == "HEAD")
+        return StageResult(exchange.status, exchange.raw, exchange.error,
+                           log_error="this target reads no log",
+                           duration=time.monotonic() - started)
 
 
 def iter_tests(files: Iterable[FtwFile]) -> Iterator[FtwTest]:
