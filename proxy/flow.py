@@ -81,11 +81,12 @@ class Flow:
 
     __slots__ = (
         "_states", "bytes_in", "bytes_out", "client_ip", "consumer", "credential_id", "decisions",
-        "endpoint", "extra_response_headers", "local_response", "method", "path", "query_string",
-        "request", "request_body_truncated", "request_headers", "request_id",
+        "endpoint", "error_body", "extra_response_headers", "local_response", "method", "path",
+        "query_string", "request", "request_body_truncated", "request_headers", "request_id",
         "response_body_limit", "response_body_overflow", "response_headers", "response_started",
-        "response_status", "route", "started", "upstream_duration", "upstream_path",
-        "upstream_retry_statuses", "upstream_started", "upstream_target", "upstream_targets",
+        "response_status", "route", "started", "upstream_duration", "upstream_error",
+        "upstream_path", "upstream_retry_statuses", "upstream_started", "upstream_target",
+        "upstream_targets",
     )
 
     def __init__(self, request: web.BaseRequest, request_id: str, client_ip: str,
@@ -124,6 +125,13 @@ class Flow:
         self.bytes_in = 0
         self.bytes_out = 0
         # Set by a plugin to send elsewhere than the route's service (UpstreamTarget).
+        # Set by a plugin whose clients expect errors in their own API's shape
+        # (the AI proxy: OpenAI's): builds the gateway's own error answers
+        # (502, 504, 413...) for this exchange; None keeps the standard JSON.
+        self.error_body: Callable[[int, str], LocalResponse | None] | None = None
+        # Set when the upstream broke off in the middle of the body: the
+        # plugins' end-of-body call then sees it (and may close the stream).
+        self.upstream_error: str | None = None
         # Headers for the client whatever answers: upstream, a plugin or the gateway.
         self.extra_response_headers: list[tuple[str, str]] = []
         self.upstream_targets: list[UpstreamTarget] | None = None

@@ -689,11 +689,22 @@ class Gateway:
                     try:
                         chunk = await content.readany()
                     except (aiohttp.ClientError, TimeoutError) as exc:
-                        # Too late for a status: cut the client off so it sees a
-                        # truncated response, not a complete-looking one.
                         log.info("upstream broke off mid-body: %r", exc)
                         self.metrics.upstream_errors.labels(route.service.name, "body").inc()
-                        self._abort(request)
+                        flow.upstream_error = f"upstream broke off mid-body: {type(exc).__name__}"
+                        # Too late for a status. A rewriting plugin may close the
+                        # body in its own terms (an SSE error event); otherwise
+                        # cut the client off so it sees a truncated response,
+                        # not a complete-looking one.
+                        tail = b""
+                        if rewrites:
+                            tail = await chain.response_body(flow, b"", True)
+                        if tail and flow.local_response is None:
+                            flow.bytes_out += len(tail)
+                            await out.write(tail)
+                            await out.write_eof()
+                        else:
+                            self._abort(request)
                         return out
                     end = not chunk
                     if rewrites:
@@ -806,7 +817,13 @@ class Gateway:
 
     def _fail(self, flow: Flow, status: int, message: str) -> web.Response:
         self.metrics.local_errors.labels(str(status)).inc()
-        flow.local_response = json_error(status, message, flow.request_id)
+        shaped = None
+        if flow.error_body is not None:
+            try:
+                shaped = flow.error_body(status, message)
+            except Exception:
+                log.exception("a plugin's error_body failed; answering the standard error")
+        flow.local_response = shaped or json_error(status, message, flow.request_id)
         return self._answer_local(flow, close=status in (400, 408, 413))
 
     def _answer_local(self, flow: Flow, close: bool = False) -> web.Response:

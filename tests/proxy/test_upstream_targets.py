@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from pydantic import BaseModel, ConfigDict
 
-from proxy.flow import Flow, UpstreamTarget
+from proxy.flow import Flow, LocalResponse, UpstreamTarget
 from proxy.plugin import Group, Plugin, register_plugin
 from tests.conftest import InProcessGateway, free_tcp_port, service
 
@@ -122,3 +123,57 @@ async def test_the_last_targets_answer_stands(
     gw = await start(gateway, [{"url": busy, "name": "busy"}, {"url": dead, "name": "dead"}])
     async with http.post(gw.url + "/v1/x", json={}) as resp:
         assert resp.status == 502
+
+
+class ShapedConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@register_plugin
+class Shaped(Plugin[ShapedConfig]):
+    """Answers gateway errors in its own shape and closes broken streams with an event."""
+
+    name = "test-shaped"
+    config_model = ShapedConfig
+
+    async def on_request_headers(self, flow: Flow) -> None:
+        def body(status: int, message: str) -> LocalResponse:
+            data = json.dumps({"error": {"message": message, "code": status}}).encode()
+            return LocalResponse(status, data, CIMultiDict({"Content-Type": "application/json"}))
+        flow.error_body = body
+
+    async def on_response_body(self, flow: Flow, chunk: bytes, end: bool) -> bytes:
+        if end and flow.upstream_error is not None:
+            return b"data: {\"error\": \"upstream lost\"}\n\n"
+        return chunk
+
+
+async def test_a_plugin_shapes_gateway_errors_and_closes_broken_streams(
+        gateway: GatewayFactory, upstream: UpstreamFactory, http: aiohttp.ClientSession) -> None:
+    async def broken(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b"data: one\n\n")
+        assert request.transport is not None
+        request.transport.close()  # the connection drops mid-stream
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/stream", broken)
+    up = await upstream(app)
+    gw = await gateway({
+        "access_log": {"enabled": False},
+        "services": {"up": service(up), "dead": service(f"http://127.0.0.1:{free_tcp_port()}")},
+        "routes": [
+            {"name": "dead", "match": {"path_prefix": "/dead"}, "service": "dead",
+             "plugins": {"test-shaped": {}}},
+            {"name": "up", "match": {"path_prefix": "/"}, "service": "up",
+             "plugins": {"test-shaped": {}}},
+        ],
+    })
+    async with http.get(gw.url + "/dead") as resp:
+        assert resp.status == 502
+        assert (await resp.json())["error"]["code"] == 502
+    async with http.get(gw.url + "/stream") as resp:
+        body = await resp.read()  # ends cleanly: no ClientPayloadError
+    assert body == b'data: one\n\ndata: {"error": "upstream lost"}\n\n'
