@@ -276,6 +276,10 @@ class Gateway:
                          max_field_size=self.max_field_size,
                          max_headers=limits.max_headers,
                          keepalive_timeout=limits.keepalive_timeout,
+                         # A proxy forwards a compressed request body as it came,
+                         # with its Content-Encoding; decoding it would send
+                         # plain bytes under a gzip label.
+                         auto_decompress=False,
                          access_log=None)
         self._runner = web.ServerRunner(server, handle_signals=False,
                                         shutdown_timeout=limits.shutdown_grace)

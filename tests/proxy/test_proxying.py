@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -643,3 +644,27 @@ async def test_parse_errors_do_not_echo_the_request(gateway: Start, upstream: Up
     status, _, body = parse_response(raw)
     assert_json_error(status, body, 400)
     assert len(body) < 400
+
+
+async def test_a_compressed_request_body_is_forwarded_as_sent(
+        gateway: Any, upstream: Any, http: aiohttp.ClientSession) -> None:
+    import gzip
+
+    async def raw(request: web.Request) -> web.Response:
+        data = await request.read()
+        return web.json_response({"encoding": request.headers.get("Content-Encoding"),
+                                  "size": len(data),
+                                  "sha256": hashlib.sha256(data).hexdigest()})
+
+    # An upstream that reads the body as it arrives (aiohttp would decode it).
+    app = web.Application(handler_args={"auto_decompress": False})
+    app.router.add_post("/x", raw)
+    url = await upstream(app)
+    gw = await gateway(simple_config(url))
+    body = gzip.compress(b'{"hello": "world"}')
+    async with http.post(gw.url + "/x", data=body,
+                         headers={"Content-Encoding": "gzip",
+                                  "Content-Type": "application/json"}) as resp:
+        echo = await resp.json()
+    assert echo == {"encoding": "gzip", "size": len(body),
+                    "sha256": hashlib.sha256(body).hexdigest()}
