@@ -444,7 +444,7 @@ def test_the_embedded_default_config_checks_ok() -> None:
     result = bastion("check")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("<embedded default>: OK (2 routes, 1 services")
-    assert "headers" in result.stdout and "auth" in result.stdout
+    assert all(p in result.stdout for p in ("headers", "auth", "waf"))
 
 
 def test_run_refuses_a_bad_listen_override(tmp_path: Path) -> None:

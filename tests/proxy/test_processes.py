@@ -15,6 +15,7 @@ import aiohttp
 import psutil
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from tests.conftest import GatewayProcess, simple_config
 
@@ -75,6 +76,10 @@ async def test_bastion_run_serves_the_embedded_default(
     assert echo["headers"]["X-Bastion-Demo"] == "1"
     async with http.get(gw.admin_url + "/healthz") as resp:
         assert resp.status == 200
+    # The README's SQL injection probe is refused by the WAF's own rules.
+    async with http.get(URL(gw.url + "/?q=1%27%20or%201=1--", encoded=True)) as resp:
+        assert resp.status == 403
+        assert (await resp.json())["rule_ids"]
     # The README's protected demo route: 401, 403, 200.
     async with http.get(gw.url + "/private/") as resp:
         assert resp.status == 401

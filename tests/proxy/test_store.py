@@ -585,10 +585,10 @@ async def test_limit_admits_exactly_the_limit_in_a_window(store: Store) -> None:
     t = 1_000_000.0  # the start of a window
     verdicts = [await store.limit([check], now=t + i * 0.01) for i in range(8)]
     assert [ok for ok, _ in verdicts] == [True] * 5 + [False] * 3
-    ok, (state,) = verdicts[4]
+    _, (state,) = verdicts[4]
     assert state.remaining == 0 and state.limit == 5
     assert state.reset == pytest.approx(10 - 0.04)
-    ok, (state,) = verdicts[5]
+    _, (state,) = verdicts[5]
     # Full until this window ends, then the previous window's weight fades.
     assert 10 - 0.05 < state.retry_after <= 20
     # Halfway into the next window half the old count still weighs: 2 fit.
