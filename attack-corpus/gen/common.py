@@ -108,8 +108,9 @@ def _input(method: str, uri: str, headers: dict[str, str], data: str | None = No
             data = data.replace("\r\n", "\n")
             wire = data.replace("\n", "\r\n").encode()
         if "{{" in data:
-            # go-ftw reads "{{" in data as a template: send such bodies encoded.
-            out["encoded_data"] = base64.b64encode(wire).decode()
+            # go-ftw reads "{{" in data as a template: send such bodies encoded
+            # (go-ftw expands a multipart body's "\n" there too).
+            out["encoded_data"] = base64.b64encode(data.encode()).decode()
         else:
             out["data"] = data
         out["headers"]["Content-Length"] = str(len(wire))
