@@ -62,23 +62,21 @@ charged) and counted in ``bastion_ai_token_ratelimit_store_errors_total``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ai.exchange import AiExchange, exchange
 from ai.openai_format import error_body
 from proxy.flow import Flow
+from proxy.limits import Rule, key_extractor, route_segment, window_ms
 from proxy.plugin import Group, Plugin, PluginContext
 from proxy.store import LimitCheck, LimitState, MemoryStore, StoreError
-from traffic.ratelimit import Rule, ip_bucket
 
 log = logging.getLogger("bastion.ai.token_ratelimit")
 
@@ -203,83 +201,6 @@ def _window_text(window: float) -> str:
 # client's own. ai-proxy, which runs first, removes nearly every header from
 # what goes to the provider (``flow.request_headers``).
 
-# Characters a route name, consumer name or path may keep readable in a key.
-_READABLE: Final = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@+~/")
-_READABLE_MAX: Final = 64
-
-
-def _digest(value: str) -> str:
-    return "#" + hashlib.blake2b(value.encode("utf-8", "surrogateescape"),
-                                 digest_size=16).hexdigest()
-
-
-def _readable(value: str) -> str:
-    """The value itself when short and plain, else its digest."""
-    if len(value) <= _READABLE_MAX and _READABLE.issuperset(value):
-        return "=" + value
-    return _digest(value)
-
-
-def _client_cookie(flow: Flow, name: str) -> str | None:
-    for header in flow.request.headers.getall("Cookie", ()):
-        for part in header.split(";"):
-            key, sep, value = part.partition("=")
-            if sep and key.strip() == name:
-                return value.strip()
-    return None
-
-
-def _query(flow: Flow, name: str) -> str | None:
-    for key, value in parse_qsl(flow.query_string, keep_blank_values=True):
-        if key == name:
-            return value
-    return None
-
-
-def _extractor(rule: Rule) -> Callable[[Flow], str | None]:
-    """The rule's key segment for a request (None: the rule does not apply to it)."""
-    by = rule.by
-    if by.type == "ip":
-        v4, v6 = rule.ipv4_prefix, rule.ipv6_prefix
-        return lambda flow: ip_bucket(flow.client_ip, v4, v6)
-    if by.type == "route":
-        return lambda flow: "-"
-    if by.type == "path":
-        return lambda flow: _readable(flow.path)
-    if by.type == "consumer":
-        def consumer(flow: Flow) -> str | None:
-            name = getattr(flow.consumer, "name", None) if flow.consumer is not None else None
-            return _readable(name) if isinstance(name, str) and name else None
-        return consumer
-    assert by.name is not None
-    name = by.name
-    get: Callable[[Flow, str], str | None]
-    if by.type == "header":
-        def get(flow: Flow, name: str) -> str | None:
-            return flow.request.headers.get(name)
-    elif by.type == "query":
-        get = _query
-    else:
-        get = _client_cookie
-
-    def named(flow: Flow) -> str | None:
-        value = get(flow, name)
-        return _digest(value) if value else None  # absent or empty: the rule does not apply
-    return named
-
-
-def _route_segment(route: str, rule: Rule) -> str:
-    if rule.scope == "global":
-        return "*"
-    if route and len(route) <= _READABLE_MAX and _READABLE.issuperset(route):
-        return route
-    return _digest(route)
-
-
-def _window_ms(window: float) -> int:
-    return max(1, round(window * 1000))
-
 
 def _seconds(value: float) -> int:
     """Whole seconds, rounded up, never below 1."""
@@ -381,9 +302,9 @@ class AiTokenRateLimitPlugin(Plugin[AiTokenRateLimitConfig]):
         bound = self._routes.get(route)
         if bound is None:
             bound = self._routes[route] = tuple(
-                _Bound(rule, _extractor(rule),
-                       f"aitl:{_route_segment(route, rule)}:{rule.name}:"
-                       f"{_window_ms(rule.window)}:",
+                _Bound(rule, key_extractor(rule, client_headers=True),
+                       f"aitl:{route_segment(route, rule)}:{rule.name}:"
+                       f"{window_ms(rule.window)}:",
                        self._decisions.labels(route, rule.name, "allowed"),
                        self._decisions.labels(route, rule.name, "limited"))
                 for rule in self.config.rules)

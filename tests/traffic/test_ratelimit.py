@@ -22,8 +22,9 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from proxy.config import ConfigError, parse_config
+from proxy.limits import ip_bucket
 from tests.conftest import InProcessGateway, free_tcp_port, service, simple_config
-from traffic.ratelimit import RateLimitConfig, ip_bucket
+from traffic.ratelimit import RateLimitConfig
 
 GatewayFactory = Callable[..., Awaitable[InProcessGateway]]
 UpstreamFactory = Callable[..., Awaitable[str]]
