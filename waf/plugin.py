@@ -23,9 +23,7 @@ responses keep streaming), 5 when the exchange is done.
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import json
 import os
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from proxy.flow import Flow
 from proxy.plugin import Group, Plugin, PluginContext
+from waf.audit import AuditLog
 from waf.engine import build_ruleset, builtin_rule_files
 from waf.rules import RuleSetError
 from waf.seclang import SecLangError
@@ -141,23 +140,17 @@ class WafPlugin(Plugin[WafConfig]):
         self.request_body_limit = config.request_body_limit
         self.request_body_overflow = ("truncate" if config.request_body_overflow ==
                                       "inspect_prefix" else "reject")
-        self._audit_fd: int | None = None
+        self._audit_log = AuditLog(config.audit_log, ctx.base_dir)
         self._decisions = ctx.metrics.counter(
             "bastion_waf_decisions_total", "WAF verdicts, by mode and action", ["mode", "action"])
         self._rule_hits = ctx.metrics.counter(
             "bastion_waf_rule_matches_total", "Logged WAF rule matches, by rule id", ["rule_id"])
 
     async def start(self) -> None:
-        if self.config.audit_log:
-            path = self.config.audit_log
-            if not os.path.isabs(path):
-                path = str(self.ctx.base_dir / path)
-            self._audit_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._audit_log.start()
 
     async def close(self) -> None:
-        if self._audit_fd is not None:
-            os.close(self._audit_fd)
-            self._audit_fd = None
+        self._audit_log.close()
 
     # ----------------------------------------------------------------- hooks
 
@@ -218,7 +211,7 @@ class WafPlugin(Plugin[WafConfig]):
             self._rule_hits.labels(str(m.id)).inc()
         if action != "passed":
             flow.decide("waf", action, rules=[m.id for m in logged])
-        if logged and self._audit_fd is not None:
+        if logged and self._audit_log.open:
             self._audit(flow, tx, action)
 
     # --------------------------------------------------------------- helpers
@@ -253,10 +246,7 @@ class WafPlugin(Plugin[WafConfig]):
             "anomaly_scores": tx.anomaly_scores(),
             "matched": [m.as_dict() for m in tx.logged_rules],
         }
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        assert self._audit_fd is not None
-        with contextlib.suppress(OSError):  # a full disk must not fail requests
-            os.write(self._audit_fd, line.encode("utf-8", "replace"))
+        self._audit_log.write(record)
 
 
 def _missing() -> Transaction:

@@ -57,6 +57,7 @@ from proxy.flow import Flow
 from proxy.plugin import Group, Plugin, PluginContext
 from proxy.regex import compile_regex
 from proxy.sse import SSEBufferOverflow, SSEParser
+from waf.audit import AuditLog
 from waf.engine import build_ruleset
 from waf.operators.rx import Rx
 from waf.plugin import Exclusions
@@ -599,7 +600,7 @@ class PromptGuardPlugin(Plugin[PromptGuardConfig]):
             # Per instance: only a config that checks streams sees every
             # response body (which also makes the gateway drop Content-Length).
             self.__dict__["response_body_streaming"] = True
-        self._audit_fd: int | None = None
+        self._audit_log = AuditLog(config.audit_log, ctx.base_dir)
         self._decisions = ctx.metrics.counter(
             "bastion_prompt_guard_decisions_total",
             "Prompt guard verdicts, by direction (request, response), category and action",
@@ -609,16 +610,10 @@ class PromptGuardPlugin(Plugin[PromptGuardConfig]):
             "Prompt guard rule matches, by rule id", ["rule_id"])
 
     async def start(self) -> None:
-        if self.config.audit_log:
-            path = self.config.audit_log
-            if not os.path.isabs(path):
-                path = str(self.ctx.base_dir / path)
-            self._audit_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._audit_log.start()
 
     async def close(self) -> None:
-        if self._audit_fd is not None:
-            os.close(self._audit_fd)
-            self._audit_fd = None
+        self._audit_log.close()
 
     # ----------------------------------------------------------------- hooks
 
@@ -787,7 +782,7 @@ class PromptGuardPlugin(Plugin[PromptGuardConfig]):
             flow.decide(PLUGIN_NAME, verdict, direction=direction,
                         categories=sorted({h.info.category for h in hits}),
                         rules=[h.info.id for h in hits])
-            if self._audit_fd is not None:
+            if self._audit_log.open:
                 self._audit(flow, direction, verdict, hits)
         return hits
 
@@ -873,10 +868,7 @@ class PromptGuardPlugin(Plugin[PromptGuardConfig]):
                          "matched_var_name": h.matched_var_name,
                          "spans": len(h.spans)} for h in hits],
         }
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        assert self._audit_fd is not None
-        with contextlib.suppress(OSError):  # a full disk must not fail requests
-            os.write(self._audit_fd, line.encode("utf-8", "replace"))
+        self._audit_log.write(record)
 
     def _redact(self, text: str, matched_var: str) -> str:
         """Log text with matched values and anything a secret/PII pattern finds replaced."""
