@@ -74,7 +74,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ai.exchange import AiExchange, exchange
 from ai.openai_format import error_body
 from proxy.flow import Flow
-from proxy.limits import Rule, key_extractor, route_segment, window_ms
+from proxy.limits import (
+    LimiterConfig,
+    Rule,
+    key_extractor,
+    route_segment,
+    unique_rule_names,
+    window_ms,
+)
 from proxy.plugin import Group, Plugin, PluginContext
 from proxy.store import LimitCheck, LimitState, MemoryStore, StoreError
 
@@ -125,10 +132,9 @@ class TokenRejection(BaseModel):
     message: str = "Rate limit reached for tokens"
 
 
-class AiTokenRateLimitConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class AiTokenRateLimitConfig(LimiterConfig):
     rules: list[TokenRule] = Field(min_length=1)
+    _unique_names = field_validator("rules")(unique_rule_names)
     #: Reserve the call's estimated tokens when it is admitted (and settle
     #: after). False reserves a single token: cheaper to admit, a looser bound.
     reserve: bool = True
@@ -141,22 +147,7 @@ class AiTokenRateLimitConfig(BaseModel):
     #: X-RateLimit-{Limit,Remaining,Reset}-Tokens on admitted calls too.
     quota_headers: bool = True
     rejection: TokenRejection = TokenRejection()
-    #: Store failure: True limits per process in memory, False refuses.
-    fail_open: bool = True
-    #: With fail_open, each limit is divided by this in the per-process fallback.
-    local_divisor: int = Field(1, ge=1, le=1_000_000)
-    unavailable_status: int = Field(503, ge=400, le=599)
     unavailable_message: str = "the token rate limit store is unavailable"
-
-    @field_validator("rules")
-    @classmethod
-    def _unique(cls, v: list[TokenRule]) -> list[TokenRule]:
-        seen: set[str] = set()
-        for rule in v:
-            if rule.name in seen:
-                raise ValueError(f"two rules are named {rule.name!r}")
-            seen.add(rule.name)
-        return v
 
 
 # ---------------------------------------------------------------------------

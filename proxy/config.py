@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -201,27 +201,23 @@ def _as_value_match(v: Any) -> Any:
 MatchValue = Annotated[ValueMatch, BeforeValidator(_as_value_match)]
 
 
-class RouteMatch(Model):
+class RequestMatch(Model):
+    """Which requests by host, path and method: every given condition must hold.
+
+    Routes extend it with header and query conditions; plugins that scope
+    their rules to part of the traffic (cc-protection) use it as it is.
+    """
+
     # Exact names or "*.example.com" wildcards; empty means any host.
     hosts: list[str] = Field(default_factory=list)
     path: str | None = None
     path_prefix: str | None = None
+    # RE2, matched against the whole normalized path.
     path_regex: str | None = None
     methods: list[str] = Field(default_factory=list)
-    headers: dict[str, MatchValue] = Field(default_factory=dict)
-    query: dict[str, MatchValue] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _host_alias(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "host" in data:
-            data = dict(data)
-            host = data.pop("host")
-            data["hosts"] = [host] if isinstance(host, str) else host
-        return data
 
     @model_validator(mode="after")
-    def _check(self) -> RouteMatch:
+    def _check(self) -> Self:
         paths = [p for p in (self.path, self.path_prefix, self.path_regex) if p is not None]
         if len(paths) > 1:
             raise ValueError("give at most one of path, path_prefix, path_regex")
@@ -244,6 +240,20 @@ class RouteMatch(Model):
         if v is not None:
             _check_regex(v)
         return v
+
+
+class RouteMatch(RequestMatch):
+    headers: dict[str, MatchValue] = Field(default_factory=dict)
+    query: dict[str, MatchValue] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _host_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "host" in data:
+            data = dict(data)
+            host = data.pop("host")
+            data["hosts"] = [host] if isinstance(host, str) else host
+        return data
 
 
 class RouteConfig(Model):

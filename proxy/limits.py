@@ -16,7 +16,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import (
@@ -30,8 +30,8 @@ from pydantic import (
 
 from proxy.flow import Flow
 
-__all__ = ["KeyType", "Rule", "RuleKey", "Window", "digest", "ip_bucket", "key_extractor",
-           "readable", "route_segment", "window_ms"]
+__all__ = ["KeyType", "LimiterConfig", "Rule", "RuleKey", "Window", "digest", "ip_bucket",
+           "key_extractor", "readable", "route_segment", "unique_rule_names", "window_ms"]
 
 KeyType = Literal["ip", "consumer", "path", "route", "header", "query", "cookie"]
 _NAMED: Final = ("header", "query", "cookie")
@@ -252,3 +252,28 @@ def window_ms(window: float) -> int:
     return max(1, round(window * 1000))
 
 
+class LimiterConfig(BaseModel):
+    """What every limiter plugin does when its store fails."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Store failure: True limits per process in memory, False refuses.
+    fail_open: bool = True
+    # With fail_open, each limit is divided by this in the per-process fallback
+    # (e.g. the number of gateway processes sharing the Redis).
+    local_divisor: int = Field(1, ge=1, le=1_000_000)
+    unavailable_status: int = Field(503, ge=400, le=599)
+    unavailable_message: str = "rate limit store unavailable"
+
+
+R = TypeVar("R", bound=Rule)
+
+
+def unique_rule_names(rules: list[R]) -> list[R]:
+    """A limiter's ``rules`` field validator: rule names identify store keys and metrics."""
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.name in seen:
+            raise ValueError(f"two rules are named {rule.name!r}")
+        seen.add(rule.name)
+    return rules

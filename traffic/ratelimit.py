@@ -46,10 +46,12 @@ from pydantic import (
 
 from proxy.flow import Flow
 from proxy.limits import (
+    LimiterConfig,
     Rule,
     RuleKey,
     key_extractor,
     route_segment,
+    unique_rule_names,
     window_ms,
 )
 from proxy.plugin import Group, Plugin, PluginContext
@@ -87,31 +89,13 @@ class Rejection(BaseModel):
         return v
 
 
-class RateLimitConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class RateLimitConfig(LimiterConfig):
     rules: list[Rule] = Field(min_length=1)
+    _unique_names = field_validator("rules")(unique_rule_names)
     # X-RateLimit-Limit/-Remaining/-Reset on every answer (Retry-After is
     # always sent with a refusal).
     quota_headers: bool = True
     rejection: Rejection = Rejection()
-    # Store failure: True limits per process in memory, False refuses.
-    fail_open: bool = True
-    # With fail_open, each limit is divided by this in the per-process fallback
-    # (e.g. the number of gateway processes sharing the Redis).
-    local_divisor: int = Field(1, ge=1, le=1_000_000)
-    unavailable_status: int = Field(503, ge=400, le=599)
-    unavailable_message: str = "rate limit store unavailable"
-
-    @field_validator("rules")
-    @classmethod
-    def _unique(cls, v: list[Rule]) -> list[Rule]:
-        seen: set[str] = set()
-        for rule in v:
-            if rule.name in seen:
-                raise ValueError(f"two rules are named {rule.name!r}")
-            seen.add(rule.name)
-        return v
 
 
 # ---------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from proxy.config import Duration
+from proxy.config import Duration, RequestMatch
 from proxy.flow import Flow
 from proxy.plugin import Group, Plugin, PluginContext
 from proxy.regex import compile_regex
@@ -107,49 +107,9 @@ def _positive(v: float, what: str) -> float:
     return v
 
 
-class RuleMatch(BaseModel):
-    """Which requests a rule counts; every given condition must hold (empty: all)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    # Exact names or "*.example.com" wildcards, compared without the port.
-    hosts: list[str] = Field(default_factory=list)
-    path: str | None = None
-    path_prefix: str | None = None
-    # RE2, matched against the whole normalized path.
-    path_regex: str | None = None
-    methods: list[str] = Field(default_factory=list)
-
-    @field_validator("hosts")
-    @classmethod
-    def _hosts(cls, v: list[str]) -> list[str]:
-        out = []
-        for h in v:
-            if "*" in h and not (h.startswith("*.") and "*" not in h[2:]):
-                raise ValueError(f"host wildcards are a leading '*.' only: {h!r}")
-            out.append(h.lower())
-        return out
-
-    @field_validator("methods")
-    @classmethod
-    def _upper(cls, v: list[str]) -> list[str]:
-        return [m.upper() for m in v]
-
-    @field_validator("path_regex")
-    @classmethod
-    def _regex(cls, v: str | None) -> str | None:
-        if v is not None:
-            compile_regex(v)
-        return v
-
-    @model_validator(mode="after")
-    def _one_path(self) -> RuleMatch:
-        given = [p for p in (self.path, self.path_prefix, self.path_regex) if p is not None]
-        if len(given) > 1:
-            raise ValueError("give at most one of path, path_prefix, path_regex")
-        for p in (self.path, self.path_prefix):
-            if p is not None and not p.startswith("/"):
-                raise ValueError(f"paths start with '/': {p!r}")
-        return self
+# Which requests a rule counts (hosts, path, methods; empty: all), validated as
+# route matches are.
+RuleMatch = RequestMatch
 
 
 class Rule(BaseModel):
@@ -582,8 +542,9 @@ class _CompiledRule:
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         m = rule.match
-        self._exact_hosts = frozenset(h for h in m.hosts if not h.startswith("*."))
-        self._wild_hosts = tuple(h[1:] for h in m.hosts if h.startswith("*."))
+        hosts = [h.lower() for h in m.hosts]
+        self._exact_hosts = frozenset(h for h in hosts if not h.startswith("*."))
+        self._wild_hosts = tuple(h[1:] for h in hosts if h.startswith("*."))
         self.methods = frozenset(m.methods)
         self._path = m.path
         self._prefix = m.path_prefix
