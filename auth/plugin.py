@@ -294,6 +294,13 @@ class AuthPlugin(Plugin[Any]):
             return
         await self._decide(flow, None)
 
+    def overrides(self, hook: str) -> bool:
+        # The body hook is only for authenticators that judge the body; without
+        # one, bodies on this route stream past untouched (and stay retryable).
+        if hook == "on_request_body" and not self.request_body_limit:
+            return False
+        return super().overrides(hook)
+
     async def on_request_body(self, flow: Flow, chunk: bytes, end: bool) -> bytes:
         state = flow.state(self, _State)
         if state.deferred and end:

@@ -94,3 +94,11 @@ async def test_route_refines_global_auth(gateway: Any, upstream: Any,
     assert await status_and_user(http, gw, {"X-API-Key": ERIN_KEY}, "/admin/x") == (200, "erin")
     assert await status_and_user(http, gw, {}, "/public/x") == (200, None)
     assert (await status_and_user(http, gw, {}, "/x"))[0] == 401
+
+
+async def test_bodies_stream_past_routes_whose_authenticators_ignore_them(
+        auth_gateway: AuthGateway) -> None:
+    gw = await auth_gateway(CONSUMERS, {"any_of": ["key-auth", "basic-auth"]})
+    route = gw.gateway.runtime.table.routes[-1]  # type: ignore[union-attr]
+    assert route.name == "protected"
+    assert not route.chain.reads_request_body
