@@ -35,12 +35,23 @@ from proxy.supervisor import site_port
 _LOCAL_REDIS = ("127.0.0.1", 6379)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_tcp_port() -> int:
-    """A port that was free a moment ago (another process could still grab it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port that was free a moment ago (another process could still grab it).
+
+    The kernel may hand the same ephemeral port to two binds in a row once the
+    first socket is closed, so a port given out before in this test session is
+    never given again: a gateway's listen and admin ports must differ.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def redis_answers_ping(host: str, port: int, timeout: float = 0.5) -> bool:
