@@ -70,6 +70,11 @@ class TxCollection:
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
 
+    @property
+    def data(self) -> dict[str, bytes]:
+        """The values by lower-cased key (read-only by convention)."""
+        return self._data
+
     def items(self) -> Iterator[tuple[str, bytes]]:
         return iter(self._data.items())
 

@@ -9,6 +9,7 @@ walks the per-phase lists and evaluates.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,10 @@ class Rule:
     # Every selector names one key of a collection and nothing excludes any:
     # (collection, key, "COLLECTION:key") per selector, read without a scan.
     simple_targets: tuple[tuple[str, str, str], ...] | None = None
+    # A lone rule comparing one TX variable (or its count) with a constant
+    # number, as CRS's paranoia-level and setup guards do: the rule loop
+    # decides it without evaluating.
+    tx_guard: TxGuard | None = None
 
     @property
     def last_link(self) -> Rule:
@@ -185,6 +190,17 @@ class Rule:
         while rule.chain is not None:
             rule = rule.chain
         return rule
+
+
+@dataclass(frozen=True, slots=True)
+class TxGuard:
+    """``TX:key`` or ``&TX:key``, untransformed, compared with a constant number."""
+
+    key: str  # lower-cased, as TX stores it
+    count: bool
+    compare: Callable[[int, int], bool]
+    constant: int
+    name: str  # as MATCHED_VAR_NAME reports it: "TX:key" or "&TX:key"
 
 
 @dataclass
@@ -569,6 +585,7 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
     import re2
 
     from waf.operators._arguments import text_to_bytes
+    from waf.operators.numeric_compare import NumericCompare
     from waf.operators.pm import PhraseMatch
     from waf.operators.rx import Rx, regex_options
 
@@ -583,7 +600,18 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
                 link.simple_targets = tuple((s.collection, s.key, f"{s.collection}:{s.key}")
                                             for s in link.selectors if s.key is not None)
             op = link.operator
-            if link.is_action:
+            sel = link.selectors[0] if len(link.selectors) == 1 else None
+            if (link is rule and link.chain is None and not link.transformations
+                    and not link.exclusions and sel is not None and sel.collection == "TX"
+                    and sel.key is not None and sel.key_regex is None
+                    and isinstance(op, NumericCompare) and op.constant is not None):
+                link.tx_guard = TxGuard(sel.key.lower(), sel.count, op.compare, op.constant,
+                                        f"{'&' if sel.count else ''}TX:{sel.key}")
+            if link.is_action or link.multi_match:
+                # multiMatch tests every intermediate form, and decoders
+                # (base64Decode above all) turn benign text into binary noise
+                # on which the whole set's lazy DFA builds states byte by byte
+                # (hundreds of µs a value); the link's own regex is cheap there.
                 continue
             if isinstance(op, Rx):
                 pattern = text_to_bytes(op.pattern)

@@ -16,6 +16,7 @@ from urllib.parse import unquote_to_bytes
 from waf.actions.variables import SetVar
 from waf.bodyprocessors import BodyResult, parse_json, parse_multipart, parse_urlencoded, parse_xml
 from waf.collections import Concat, MapCollection, Names, Single, TxCollection
+from waf.operators.numeric_compare import parse_int
 from waf.rules import Rule, RuleSet, Selector, parse_id_ranges
 
 _DISRUPTIVE_BLOCKING = frozenset({"deny", "drop", "redirect"})
@@ -377,6 +378,8 @@ class Transaction:
         self._group_cache.clear()
         skip_after: str | None = None
         skip = 0
+        groups = self._group_cache
+        tx_data = self.tx.data
         for rule in self.ruleset.phase_rules[phase]:
             if rule.marker is not None:
                 if skip_after is not None and rule.marker == skip_after:
@@ -390,7 +393,36 @@ class Transaction:
             if (self._removed_ranges or self._removed_tags or self._removed_msgs) \
                     and self._is_removed(rule):
                 continue
-            if self._evaluate(rule):
+            # Two ways to see a miss before evaluating, with nothing done that
+            # a miss would not do: a prefiltered pattern that matched none of
+            # the values its selectors hold this phase, and a TX guard whose
+            # comparison fails.
+            if rule.group_id and not rule.negated:
+                group = groups.get(rule.group_id) or self._group(rule)
+                if not group[1] and rule.rx_index not in group[0]:
+                    continue
+                matched = self._evaluate(rule)
+            elif rule.tx_guard is not None:
+                guard = rule.tx_guard
+                raw = tx_data.get(guard.key)
+                if guard.count:
+                    raw = b"0" if raw is None else b"1"
+                elif raw is None:
+                    continue
+                if guard.compare(parse_int(raw), guard.constant) == rule.negated:
+                    continue
+                if self._target_removals:
+                    matched = self._evaluate(rule)  # ctl may have taken the target away
+                else:
+                    # What _evaluate does for a one-value, one-link match.
+                    self._start_rule(rule)
+                    self._record_match(guard.name, raw)
+                    self._run_actions(rule)
+                    self._act(rule)
+                    matched = True
+            else:
+                matched = self._evaluate(rule)
+            if matched:
                 if rule.skip_after:
                     skip_after = rule.skip_after
                 elif rule.skip:
@@ -416,13 +448,21 @@ class Transaction:
         return bool(self._removed_msgs and rule.msg is not None
                     and rule.msg.constant in self._removed_msgs)
 
-    def _evaluate(self, rule: Rule) -> bool:
-        """Evaluate a rule and its chain; act on a full match."""
+    def _start_rule(self, rule: Rule) -> None:
         self._current_rule = rule
         if len(self.matched_vars):
             self.matched_vars = MapCollection()
             self.collections["MATCHED_VARS"] = self.matched_vars
             self.collections["MATCHED_VARS_NAMES"] = Names(self.matched_vars)
+
+    def _record_match(self, name: str, value: bytes) -> None:
+        self.matched_var.value = value
+        self.matched_var_name.value = name.encode("utf-8", "surrogateescape")
+        self.matched_vars.add(name, value)
+
+    def _evaluate(self, rule: Rule) -> bool:
+        """Evaluate a rule and its chain; act on a full match."""
+        self._start_rule(rule)
         if not self._evaluate_link(rule, rule):
             return False
         link = rule.chain
@@ -449,9 +489,7 @@ class Transaction:
                 hit = operator.evaluate(self, candidate)
                 if hit != negated:
                     matched = True
-                    self.matched_var.value = candidate
-                    self.matched_var_name.value = name.encode("utf-8", "surrogateescape")
-                    self.matched_vars.add(name, candidate)
+                    self._record_match(name, candidate)
                     self._run_actions(link)
                     break
         return matched
@@ -501,9 +539,7 @@ class Transaction:
                 continue
             matched = True
             last_hit = item
-            self.matched_var.value = transformed
-            self.matched_var_name.value = name.encode("utf-8", "surrogateescape")
-            self.matched_vars.add(name, transformed)
+            self._record_match(name, transformed)
             self._run_actions(link)
         return matched
 

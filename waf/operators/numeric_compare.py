@@ -43,6 +43,15 @@ class NumericCompare:
                 raise ValueError(f"@{name} needs an integer or a macro, got {argument!r}")
             self._constant = parse_int(self._argument.constant)
 
+    @property
+    def constant(self) -> int | None:
+        """The argument as a number, or None when it holds macros."""
+        return self._constant
+
+    @property
+    def compare(self) -> Callable[[int, int], bool]:
+        return self._compare
+
     def evaluate(self, tx: OperatorTx, value: bytes) -> bool:
         target = self._constant
         if target is None:
