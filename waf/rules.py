@@ -607,11 +607,7 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
                     and isinstance(op, NumericCompare) and op.constant is not None):
                 link.tx_guard = TxGuard(sel.key.lower(), sel.count, op.compare, op.constant,
                                         f"{'&' if sel.count else ''}TX:{sel.key}")
-            if link.is_action or link.multi_match:
-                # multiMatch tests every intermediate form, and decoders
-                # (base64Decode above all) turn benign text into binary noise
-                # on which the whole set's lazy DFA builds states byte by byte
-                # (hundreds of µs a value); the link's own regex is cheap there.
+            if link.is_action:
                 continue
             if isinstance(op, Rx):
                 pattern = text_to_bytes(op.pattern)

@@ -516,8 +516,12 @@ class Transaction:
                       for key, name, tv, m in vals
                       if not (filtered and self._excluded(link, removals, sel, key))]
         else:
+            # multiMatch tests every intermediate form, and decoders
+            # (base64Decode above all) turn benign text into binary noise on
+            # which the whole set's lazy DFA builds states byte by byte
+            # (hundreds of µs a value): the link's own regex takes those.
             values = [(name, tv, self._set_matches(set_id, tv)
-                       if len(tv) <= _SET_MAX_VALUE else None, i)
+                       if len(tv) <= _SET_MAX_VALUE and tv.isascii() else None, i)
                       for i, (name, value) in enumerate(self._values(link, starter))
                       for tv in self._transformed(link, value)]
         matched = False
