@@ -12,13 +12,15 @@ the paranoia ``SecAction`` (``tx.blocking_paranoia_level``), then CRS as shipped
 3.0.x through the PyPI binding ``libmodsecurity`` (``pip install
 libmodsecurity``); without it, only Bastion is measured.
 
-Four requests, each inspected the way a connector does it (connection, URI,
+Five requests, each inspected the way a connector does it (connection, URI,
 headers, phase 1; body, phase 2 unless phase 1 blocked; phase 5):
 
 1. ``get``: a GET with 5 query arguments and browser headers;
 2. ``form``: a ~1 KB urlencoded form POST of 13 fields;
 3. ``json``: a ~4 KB JSON POST;
-4. ``attack``: a GET with SQL injection and XSS in its arguments.
+4. ``attack``: a GET with SQL injection and XSS in its arguments;
+5. ``tokens``: a ~3 KB form of random tokens (a JWT, OAuth state, an API key,
+   a base64 avatar), the input a prefilter set's lazy DFA handles worst.
 
 Every measured inspection gets a fresh variant of its request: the session
 cookie, the search term, the CSRF token and the order id are made unique (see
@@ -39,6 +41,7 @@ upstream, load generator and CPU accounting.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import cProfile
 import datetime
@@ -48,12 +51,15 @@ import itertools
 import json
 import os
 import pstats
+import random
 import shutil
 import signal
 import statistics
+import string
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -173,6 +179,30 @@ def _post(key: str, label: str, uri: str, ctype: str, body: bytes) -> BenchReque
     return BenchRequest(key, label, "POST", uri, headers, body)
 
 
+def _token_form(seed: int) -> bytes:
+    """A sign-in callback's form: an OAuth access token (JWT), state, API key, avatar.
+
+    Random tokens are what a prefilter set's lazy DFA handles worst (a new
+    state at nearly every byte), and real traffic is full of them.
+    """
+    rnd = random.Random(seed)
+
+    def b64url(n: int) -> str:
+        return base64.urlsafe_b64encode(rnd.randbytes(n)).decode().rstrip("=")
+
+    return urlencode((
+        ("access_token", f"{b64url(27)}.{b64url(180)}.{b64url(256)}"),
+        ("state", b64url(32)),
+        ("api_key", "sk_live_" + "".join(rnd.choice(_BASE62) for _ in range(40))),
+        ("device_id", str(uuid.UUID(bytes=rnd.randbytes(16), version=4))),
+        ("avatar", "data:image/png;base64," + base64.b64encode(rnd.randbytes(1536)).decode()),
+        ("remember_me", "on"),
+    )).encode()
+
+
+_BASE62 = string.ascii_letters + string.digits
+
+
 def bench_requests() -> list[BenchRequest]:
     get_args = (("category", "books"), ("sort", "price_asc"), ("page", "2"),
                 ("q", "garden chairs"), ("per_page", "24"))
@@ -180,6 +210,7 @@ def bench_requests() -> list[BenchRequest]:
                    ("comment", "<script>alert(document.cookie)</script>"), ("page", "1"))
     form = urlencode(FORM_FIELDS).encode()
     order = _json_order()
+    tokens = _token_form(0)
     return [
         BenchRequest("get", "GET, 5 args, browser headers", "GET",
                      "/api/v1/products?" + urlencode(get_args), BROWSER_HEADERS),
@@ -190,6 +221,8 @@ def bench_requests() -> list[BenchRequest]:
         BenchRequest("attack", "GET, SQLi + XSS in args", "GET",
                      "/search?" + urlencode(attack_args, quote_via=quote), BROWSER_HEADERS,
                      attack=True),
+        _post("tokens", f"POST form, random tokens, {len(tokens)} B", "/oauth/callback",
+              "application/x-www-form-urlencoded", tokens),
     ]
 
 
@@ -329,6 +362,8 @@ def vary(req: BenchRequest) -> BenchRequest:
     body = (req.body.replace(b"k3J9xQ2mV7pL0aRt8YwE5uN1cB6dH4sGq9ZfT2vW", token[:40].encode())
             .replace(b"ORD-2026-118204", f"ORD-2026-{n % 1000000:06d}".encode())
             .replace(b"tok_1QbX9ZLkdIwHu7ixq0Hz3mVs", f"tok_{token[:24]}".encode()))
+    if req.key == "tokens":
+        body = _token_form(n)
     headers = []
     for name, value in req.headers:
         if name == "Cookie":
@@ -552,7 +587,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "DFA states lazily (default 400; 200 with --quick)")
     p.add_argument("--paranoia", default="1,2", help="comma-separated paranoia levels")
     p.add_argument("--no-modsecurity", action="store_true", help="measure Bastion only")
-    p.add_argument("--profile", metavar="REQUEST", choices=["get", "form", "json", "attack"],
+    p.add_argument("--profile", metavar="REQUEST", choices=["get", "form", "json", "attack", "tokens"],
                    help="also cProfile Bastion on this request at the first paranoia level")
     p.add_argument("--profile-top", type=int, default=20, help="functions listed per profile")
     p.add_argument("--gateway", action="store_true",

@@ -175,6 +175,7 @@ class Rule:
     # one for the whole tuple of them, so a transaction caches each pair's
     # values and each group's match union under a small int.
     entry_keys: tuple[int, ...] = ()
+    selector_ids: tuple[int, ...] = ()
     group_id: int = 0
     # Every selector names one key of a collection and nothing excludes any:
     # (collection, key, "COLLECTION:key") per selector, read without a scan.
@@ -232,7 +233,7 @@ class ValueCache:
     (values an attacker makes unique only cost what they would without it).
     """
 
-    __slots__ = ("decided", "matches", "max_entries", "max_value", "transformed")
+    __slots__ = ("decided", "matches", "max_entries", "max_value", "transformed", "unions")
 
     def __init__(self, max_entries: int = 32_768, max_value: int = 512) -> None:
         self.max_entries = max_entries
@@ -241,10 +242,15 @@ class ValueCache:
         self.matches: dict[tuple[int, bytes], frozenset[int]] = {}
         # (chain id, raw value) -> (transformed value, set matches or None)
         self.decided: dict[tuple[int, bytes], tuple[bytes, frozenset[int] | None]] = {}
+        # ((selector, chain) pair id, the selector's raw values) -> (union of
+        # their set matches, some value too long for the set)
+        self.unions: dict[tuple[int, tuple[bytes, ...]], tuple[frozenset[int], bool]] = {}
 
     def trim(self) -> None:
         if len(self.decided) > self.max_entries:
             self.decided.clear()
+        if len(self.unions) > self.max_entries:
+            self.unions.clear()
 
         if len(self.transformed) > self.max_entries:
             self.transformed.clear()
@@ -554,6 +560,9 @@ STABLE_COLLECTIONS = frozenset({
     "PATH_INFO",
 })
 
+# The prefilter set of multiMatch links' patterns (see build_prefilters).
+MULTI_MATCH_SET = 2
+
 # RE2's memory budget for one prefilter set (its DFA grows with the set).
 _SET_MAX_MEM = 256 << 20
 
@@ -591,6 +600,7 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
 
     patterns: dict[int, list[bytes]] = {}
     pair_ids: dict[tuple[Selector, int], int] = {}
+    selector_ids: dict[Selector, int] = {}
     group_ids: dict[tuple[int, ...], int] = {}
     for rule in rules:
         for link in _links(rule):
@@ -621,7 +631,12 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
                 continue
             # One set for every pattern: a value that several transformation
             # chains leave unchanged (most benign values) is matched once.
-            set_id = 1
+            # multiMatch links test every intermediate form, and decoders
+            # (base64Decode above all) turn benign text into binary noise on
+            # which the big set's lazy DFA builds states byte by byte (~300 µs
+            # a value, measured); a set of just the multiMatch patterns takes
+            # such a form in about a microsecond.
+            set_id = MULTI_MATCH_SET if link.multi_match else 1
             bucket = patterns.setdefault(set_id, [])
             link.rx_set = set_id
             link.rx_index = len(bucket)
@@ -635,6 +650,8 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
                 chain_id = link.transformations[-1][0] if link.transformations else 0
                 link.entry_keys = tuple(pair_ids.setdefault((sel, chain_id), len(pair_ids) + 1)
                                         for sel in link.selectors)
+                link.selector_ids = tuple(selector_ids.setdefault(sel, len(selector_ids) + 1)
+                                          for sel in link.selectors)
                 link.group_id = group_ids.setdefault(link.entry_keys, len(group_ids) + 1)
     sets: dict[int, Any] = {}
     for set_id, bucket in patterns.items():

@@ -7,6 +7,7 @@ rules decided to block. Phase 5 (logging) always runs.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,19 +18,44 @@ from waf.actions.variables import SetVar
 from waf.bodyprocessors import BodyResult, parse_json, parse_multipart, parse_urlencoded, parse_xml
 from waf.collections import Concat, MapCollection, Names, Single, TxCollection
 from waf.operators.numeric_compare import parse_int
-from waf.rules import Rule, RuleSet, Selector, parse_id_ranges
+from waf.rules import MULTI_MATCH_SET, Rule, RuleSet, Selector, parse_id_ranges
 
 _DISRUPTIVE_BLOCKING = frozenset({"deny", "drop", "redirect"})
 _NONE: frozenset[int] = frozenset()
 # A selector's values this phase: (key, name, transformed value, set matches
-# or None when too long for the set), the union of the matches, and whether
-# any value was too long for the set.
-_SelectorEntry = tuple[list[tuple[str, str, bytes, "frozenset[int] | None"]], frozenset[int],
-                       bool]
+# or None when too long for the set).
+_SelectorEntry = list[tuple[str, str, bytes, "frozenset[int] | None"]]
+# Value lists shared across transactions by their union (ValueCache.unions):
+# at most this many values, together no longer than one short value.
+_UNION_MAX_VALUES = 16
 # Values longer than this skip the prefilter sets: a set must find every
 # pattern that matches and cannot stop early, which on long inputs costs far
 # more than the rules' own searches (which stop at their first match).
 _SET_MAX_VALUE = 4096
+# Random tokens (base64 blobs, JWTs, API keys, random session ids) skip the
+# big set: on such input its lazy DFA meets a new state at nearly every byte
+# and builds it across hundreds of patterns (measured: a 40-byte base62
+# token 2-3 ms, a JWT 4.6 ms, a 1 KB base64 blob 25 ms, where the rules' own
+# regexes take 0.5-1.3 ms). A token is a run of at least _TOKEN_RUN_MIN word
+# characters mixing digits with letters beyond hex (in either case: most
+# transformation chains lower-case first); words, hex digests, UUIDs and
+# order numbers stay with the set, which is far cheaper for them. Plain
+# character-class searches, linear in the value.
+_TOKEN_RUN_MIN = 20
+_WORD_RUN = re.compile(rb"[A-Za-z0-9_\-]{%d,}" % _TOKEN_RUN_MIN)
+_DIGIT, _NON_HEX_LETTER = re.compile(rb"[0-9]"), re.compile(rb"[g-zG-Z]")
+
+
+def _for_set(set_id: int, value: bytes) -> bool:
+    """Whether a prefilter set should judge ``value`` (else the rules' own operators do)."""
+    if len(value) > _SET_MAX_VALUE:
+        return False
+    if set_id == MULTI_MATCH_SET or len(value) < _TOKEN_RUN_MIN:
+        return True
+    for run in _WORD_RUN.findall(value):
+        if _DIGIT.search(run) and _NON_HEX_LETTER.search(run):
+            return False
+    return True
 
 
 def _b(value: str | bytes) -> bytes:
@@ -137,6 +163,11 @@ class Transaction:
         self._set_cache_long: dict[tuple[int, bytes], frozenset[int]] = {}
         self._items_cache: dict[str, list[tuple[str, str, bytes]]] = {}
         self._sel_cache: dict[int, _SelectorEntry] = {}
+        # (selector, chain) pair -> (union of its values' set matches, a value too long)
+        self._union_cache: dict[int, tuple[frozenset[int], bool]] = {}
+        self._unions = shared.unions
+        # selector id -> its raw values this phase
+        self._values_cache: dict[int, tuple[bytes, ...]] = {}
         # group id -> (union of its selectors' set matches, some value too long for the set)
         self._group_cache: dict[int, tuple[frozenset[int], bool]] = {}
         self._current_rule: Rule | None = None
@@ -375,6 +406,8 @@ class Transaction:
         # Each phase may bring new data (body, response): values are re-read.
         self._items_cache.clear()
         self._sel_cache.clear()
+        self._union_cache.clear()
+        self._values_cache.clear()
         self._group_cache.clear()
         skip_after: str | None = None
         skip = 0
@@ -411,7 +444,7 @@ class Transaction:
                     continue
                 if guard.compare(parse_int(raw), guard.constant) == rule.negated:
                     continue
-                if self._target_removals:
+                if self._target_removals and self._removals(rule):
                     matched = self._evaluate(rule)  # ctl may have taken the target away
                 else:
                     # What _evaluate does for a one-value, one-link match.
@@ -512,16 +545,12 @@ class Transaction:
             removals = self._removals(starter) if self._target_removals else []
             filtered = bool(link.exclusions or removals)
             values = [(name, tv, m, 0)
-                      for sel, (vals, _, _) in zip(link.selectors, entries, strict=True)
+                      for sel, vals in zip(link.selectors, entries, strict=True)
                       for key, name, tv, m in vals
                       if not (filtered and self._excluded(link, removals, sel, key))]
         else:
-            # multiMatch tests every intermediate form, and decoders
-            # (base64Decode above all) turn benign text into binary noise on
-            # which the whole set's lazy DFA builds states byte by byte
-            # (hundreds of µs a value): the link's own regex takes those.
             values = [(name, tv, self._set_matches(set_id, tv)
-                       if len(tv) <= _SET_MAX_VALUE and tv.isascii() else None, i)
+                       if _for_set(set_id, tv) else None, i)
                       for i, (name, value) in enumerate(self._values(link, starter))
                       for tv in self._transformed(link, value)]
         matched = False
@@ -549,52 +578,89 @@ class Transaction:
 
     def _group(self, link: Rule) -> tuple[frozenset[int], bool]:
         """The union of set matches over a stable link's selectors (cached per phase)."""
-        union: set[int] = set()
+        union: frozenset[int] = _NONE
         has_long = False
-        for key, sel in zip(link.entry_keys, link.selectors, strict=True):
-            _, matches, long = self._selector_entry(key, sel, link)
-            union.update(matches)
+        known = self._union_cache
+        for key, sel_id, sel in zip(link.entry_keys, link.selector_ids, link.selectors,
+                                    strict=True):
+            matches, long = known.get(key) or self._entry_union(key, sel_id, sel, link)
+            if matches:
+                union = union | matches if union else matches
             has_long = has_long or long
-        group = self._group_cache[link.group_id] = (frozenset(union), has_long)
+        group = self._group_cache[link.group_id] = (union, has_long)
         return group
+
+    def _entry_union(self, key: int, sel_id: int, sel: Selector,
+                     link: Rule) -> tuple[frozenset[int], bool]:
+        """One (selector, chain) pair's union of set matches, and whether a value was too long.
+
+        Which values a selector holds repeats from request to request far
+        more often than the values' bytes differ (argument, cookie and header
+        names; most header values), so short value lists' unions are shared
+        across transactions (rules.ValueCache.unions).
+        """
+        found = self._union_cache.get(key)
+        if found is not None:
+            return found
+        values = self._selected_values(sel_id, sel)
+        shared = self._unions
+        cacheable = len(values) <= _UNION_MAX_VALUES and sum(map(len, values)) <= self._short
+        if cacheable:
+            found = shared.get((key, values))
+        if found is None:
+            union: set[int] = set()
+            has_long = False
+            for value in values:
+                matches = self._decide(link, value)[1]
+                if matches is None:
+                    has_long = True
+                elif matches:
+                    union.update(matches)
+            found = (frozenset(union) if union else _NONE, has_long)
+            if cacheable:
+                shared[(key, values)] = found
+        self._union_cache[key] = found
+        return found
+
+    def _selected_values(self, sel_id: int, sel: Selector) -> tuple[bytes, ...]:
+        """The raw values one selector names this phase, before exclusions."""
+        values = self._values_cache.get(sel_id)
+        if values is None:
+            values = self._values_cache[sel_id] = tuple(v for _, _, v in self._selected(sel))
+        return values
+
+    def _decide(self, link: Rule, value: bytes) -> tuple[bytes, frozenset[int] | None]:
+        """``value`` after a stable link's chain, and its set matches (None: too long)."""
+        chain_id = link.transformations[-1][0] if link.transformations else 0
+        short = len(value) <= self._short
+        if short:
+            done = self._decided.get((chain_id, value))
+            if done is not None:
+                return done
+        transformed = self._transformed(link, value)[0]
+        matches = (self._set_matches(link.rx_set, transformed)
+                   if _for_set(link.rx_set, transformed) else None)
+        done = (transformed, matches)
+        if short:
+            self._decided[(chain_id, value)] = done
+        return done
 
     def _selector_entry(self, key: int, sel: Selector, link: Rule) -> _SelectorEntry:
         """A selector's values after ``link``'s transformations, with their set matches.
 
         Built once per phase for every (selector, transformation chain) pair
-        (``key``, from rules.build_prefilters); exclusions are applied
-        afterwards, per rule. Set matches are cached by value alone: one set
-        holds every pattern, whatever chain produced it.
+        (``key``, from rules.build_prefilters) whose rules may match;
+        exclusions are applied afterwards, per rule. Set matches are cached
+        by value alone: one set holds every pattern, whatever chain produced it.
         """
         entry = self._sel_cache.get(key)
         if entry is not None:
             return entry
-        items = self._selected(sel)
         vals: list[tuple[str, str, bytes, frozenset[int] | None]] = []
-        union: set[int] = set()
-        has_long = False
-        # (chain, raw value) -> (transformed, its set matches or None when too
-        # long for the set): one lookup per value once seen.
-        chain_id = link.transformations[-1][0] if link.transformations else 0
-        decided = self._decided
-        short = self._short
-        for item_key, name, value in items:
-            done = decided.get((chain_id, value)) if len(value) <= short else None
-            if done is None:
-                transformed = self._transformed(link, value)[0]
-                matches: frozenset[int] | None = None
-                if len(transformed) <= _SET_MAX_VALUE:
-                    matches = self._set_matches(link.rx_set, transformed)
-                done = (transformed, matches)
-                if len(value) <= short:
-                    decided[(chain_id, value)] = done
-            transformed, matches = done
-            if matches is None:
-                has_long = True
-            elif matches:
-                union.update(matches)
+        for item_key, name, value in self._selected(sel):
+            transformed, matches = self._decide(link, value)
             vals.append((item_key, name, transformed, matches))
-        entry = self._sel_cache[key] = (vals, frozenset(union), has_long)
+        entry = self._sel_cache[key] = vals
         return entry
 
     def _selected(self, sel: Selector) -> list[tuple[str, str, bytes]]:

@@ -218,6 +218,12 @@ def test_no_argument_hides_behind_a_thousand_others() -> None:
     ("x" * 10_000, False, []),
     ("x" * 10_000, True, [1]),
     ("short attack", False, [1]),
+    # Random tokens skip the prefilter set too (its DFA is slow on them):
+    # what they hide is still found, and a negated rule still sees them.
+    ("aB3dE5gH7jK9mN1pQ3sT5vW7xY9z" + "attack", False, [1]),
+    ("eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJhdHRhY2sifQ", False, []),
+    ("aB3dE5gH7jK9mN1pQ3sT5vW7xY9z", True, [1]),
+    ("attack 6f1c0a9e2b7d4c38a5e1f0b9d2c7a4e3", False, [1]),
 ])
 def test_long_values_are_matched_outside_the_prefilter(value: str, negated: bool,
                                                        expected: list[int]) -> None:

@@ -26,16 +26,45 @@ class _RawPayload:
         return self._data
 
 
+# Verdicts on short values, which repeat from request to request (header
+# values, cookie and argument names): both tokenizers are pure functions of
+# the bytes. Bounded like rules.ValueCache: emptied when full.
+_SHORT = 512
+_MAX_ENTRIES = 16_384
+_sqli_seen: dict[bytes, str | None] = {}
+_xss_seen: dict[bytes, bool] = {}
+
+
+def _sqli(value: bytes) -> str | None:
+    result = libinjection.is_sql_injection(_RawPayload(value))
+    return str(result["fingerprint"]) if result["is_sqli"] else None
+
+
+def _xss(value: bytes) -> bool:
+    return bool(libinjection.is_xss(_RawPayload(value))["is_xss"])
+
+
 def sqli_fingerprint(value: bytes) -> str | None:
     """libinjection's fingerprint when ``value`` looks like SQL injection, else None."""
-    result = libinjection.is_sql_injection(_RawPayload(value))
-    if not result["is_sqli"]:
-        return None
-    return str(result["fingerprint"])
+    if len(value) > _SHORT:
+        return _sqli(value)
+    if value in _sqli_seen:
+        return _sqli_seen[value]
+    if len(_sqli_seen) >= _MAX_ENTRIES:
+        _sqli_seen.clear()
+    found = _sqli_seen[value] = _sqli(value)
+    return found
 
 
 def is_xss(value: bytes) -> bool:
-    return bool(libinjection.is_xss(_RawPayload(value))["is_xss"])
+    if len(value) > _SHORT:
+        return _xss(value)
+    found = _xss_seen.get(value)
+    if found is None:
+        if len(_xss_seen) >= _MAX_ENTRIES:
+            _xss_seen.clear()
+        found = _xss_seen[value] = _xss(value)
+    return found
 
 
 class DetectSQLi:
