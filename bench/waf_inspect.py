@@ -587,7 +587,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "DFA states lazily (default 400; 200 with --quick)")
     p.add_argument("--paranoia", default="1,2", help="comma-separated paranoia levels")
     p.add_argument("--no-modsecurity", action="store_true", help="measure Bastion only")
-    p.add_argument("--profile", metavar="REQUEST", choices=["get", "form", "json", "attack", "tokens"],
+    p.add_argument("--profile", metavar="REQUEST",
+                   choices=["get", "form", "json", "attack", "tokens"],
                    help="also cProfile Bastion on this request at the first paranoia level")
     p.add_argument("--profile-top", type=int, default=20, help="functions listed per profile")
     p.add_argument("--gateway", action="store_true",
