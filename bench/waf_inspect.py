@@ -195,7 +195,7 @@ def _token_form(seed: int) -> bytes:
         ("state", b64url(32)),
         ("api_key", "sk_live_" + "".join(rnd.choice(_BASE62) for _ in range(40))),
         ("device_id", str(uuid.UUID(bytes=rnd.randbytes(16), version=4))),
-        ("avatar", "data:image/png;base64," + base64.b64encode(rnd.randbytes(1536)).decode()),
+        ("avatar", base64.b64encode(rnd.randbytes(1536)).decode()),
         ("remember_me", "on"),
     )).encode()
 

@@ -243,8 +243,9 @@ class ValueCache:
         # (chain id, raw value) -> (transformed value, set matches or None)
         self.decided: dict[tuple[int, bytes], tuple[bytes, frozenset[int] | None]] = {}
         # ((selector, chain) pair id, the selector's raw values) -> (union of
-        # their set matches, some value too long for the set)
-        self.unions: dict[tuple[int, tuple[bytes, ...]], tuple[frozenset[int], bool]] = {}
+        # their set matches, the transformed values the set did not judge)
+        self.unions: dict[tuple[int, tuple[bytes, ...]],
+                          tuple[frozenset[int], tuple[bytes, ...]]] = {}
 
     def trim(self) -> None:
         if len(self.decided) > self.max_entries:
@@ -268,6 +269,23 @@ class RuleSet:
     # set id -> an re2.Set of every @rx pattern applied after one transformation chain
     prefilters: dict[int, Any] = field(default_factory=dict)
     values: ValueCache = field(default_factory=ValueCache)
+    # Per phase, per position in phase_rules: where the loop resumes when the
+    # rule there matches with skipAfter (just past the first marker of that
+    # name further on, or the end); 0 for rules without skipAfter.
+    resume_after: dict[int, list[int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.resume_after = {phase: _resume_points(rules)
+                             for phase, rules in self.phase_rules.items()}
+
+
+def _resume_points(rules: list[Rule]) -> list[int]:
+    points = [0] * len(rules)
+    for i, rule in enumerate(rules):
+        if rule.skip_after:
+            points[i] = next((j + 1 for j in range(i + 1, len(rules))
+                              if rules[j].marker == rule.skip_after), len(rules))
+    return points
 
 
 _RANGE_RE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")

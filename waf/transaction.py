@@ -25,6 +25,9 @@ _NONE: frozenset[int] = frozenset()
 # A selector's values this phase: (key, name, transformed value, set matches
 # or None when too long for the set).
 _SelectorEntry = list[tuple[str, str, bytes, "frozenset[int] | None"]]
+# A group's (or one selector's) union of set matches over its transformed
+# values, and the transformed values the set did not judge (too long, tokens).
+_Union = tuple[frozenset[int], tuple[bytes, ...]]
 # Value lists shared across transactions by their union (ValueCache.unions):
 # at most this many values, together no longer than one short value.
 _UNION_MAX_VALUES = 16
@@ -164,12 +167,12 @@ class Transaction:
         self._items_cache: dict[str, list[tuple[str, str, bytes]]] = {}
         self._sel_cache: dict[int, _SelectorEntry] = {}
         # (selector, chain) pair -> (union of its values' set matches, a value too long)
-        self._union_cache: dict[int, tuple[frozenset[int], bool]] = {}
+        self._union_cache: dict[int, _Union] = {}
         self._unions = shared.unions
         # selector id -> its raw values this phase
         self._values_cache: dict[int, tuple[bytes, ...]] = {}
         # group id -> (union of its selectors' set matches, some value too long for the set)
-        self._group_cache: dict[int, tuple[frozenset[int], bool]] = {}
+        self._group_cache: dict[int, _Union] = {}
         self._current_rule: Rule | None = None
         self.xml: Any = None
 
@@ -409,16 +412,16 @@ class Transaction:
         self._union_cache.clear()
         self._values_cache.clear()
         self._group_cache.clear()
-        skip_after: str | None = None
         skip = 0
         groups = self._group_cache
         tx_data = self.tx.data
-        for rule in self.ruleset.phase_rules[phase]:
+        rules = self.ruleset.phase_rules[phase]
+        resume_after = self.ruleset.resume_after[phase]
+        i, end = 0, len(rules)
+        while i < end:
+            rule = rules[i]
+            i += 1
             if rule.marker is not None:
-                if skip_after is not None and rule.marker == skip_after:
-                    skip_after = None
-                continue
-            if skip_after is not None:
                 continue
             if skip:
                 skip -= 1
@@ -432,7 +435,8 @@ class Transaction:
             # comparison fails.
             if rule.group_id and not rule.negated:
                 group = groups.get(rule.group_id) or self._group(rule)
-                if not group[1] and rule.rx_index not in group[0]:
+                if rule.rx_index not in group[0] and (
+                        not group[1] or not self._may_match(rule, group[1])):
                     continue
                 matched = self._evaluate(rule)
             elif rule.tx_guard is not None:
@@ -457,7 +461,7 @@ class Transaction:
                 matched = self._evaluate(rule)
             if matched:
                 if rule.skip_after:
-                    skip_after = rule.skip_after
+                    i = resume_after[i - 1]
                 elif rule.skip:
                     skip = rule.skip
                 if self.interruption is not None and phase != 5:
@@ -576,23 +580,35 @@ class Transaction:
             self._run_actions(link)
         return matched
 
-    def _group(self, link: Rule) -> tuple[frozenset[int], bool]:
+    def _group(self, link: Rule) -> _Union:
         """The union of set matches over a stable link's selectors (cached per phase)."""
         union: frozenset[int] = _NONE
-        has_long = False
+        unjudged: tuple[bytes, ...] = ()
         known = self._union_cache
         for key, sel_id, sel in zip(link.entry_keys, link.selector_ids, link.selectors,
                                     strict=True):
-            matches, long = known.get(key) or self._entry_union(key, sel_id, sel, link)
+            matches, others = known.get(key) or self._entry_union(key, sel_id, sel, link)
             if matches:
                 union = union | matches if union else matches
-            has_long = has_long or long
-        group = self._group_cache[link.group_id] = (union, has_long)
+            if others:
+                unjudged += others
+        group = self._group_cache[link.group_id] = (union, unjudged)
         return group
 
-    def _entry_union(self, key: int, sel_id: int, sel: Selector,
-                     link: Rule) -> tuple[frozenset[int], bool]:
-        """One (selector, chain) pair's union of set matches, and whether a value was too long.
+    def _may_match(self, link: Rule, unjudged: tuple[bytes, ...]) -> bool:
+        """Whether ``link``'s operator matches one of the values its set did not judge.
+
+        Nothing is captured: this only decides whether the rule is evaluated.
+        """
+        capturing, self.capturing = self.capturing, False
+        try:
+            operator: Any = link.operator
+            return any(operator.evaluate(self, value) for value in unjudged)
+        finally:
+            self.capturing = capturing
+
+    def _entry_union(self, key: int, sel_id: int, sel: Selector, link: Rule) -> _Union:
+        """One (selector, chain) pair's union of set matches, and the values the set did not judge.
 
         Which values a selector holds repeats from request to request far
         more often than the values' bytes differ (argument, cookie and header
@@ -609,14 +625,14 @@ class Transaction:
             found = shared.get((key, values))
         if found is None:
             union: set[int] = set()
-            has_long = False
+            unjudged: list[bytes] = []
             for value in values:
-                matches = self._decide(link, value)[1]
+                transformed, matches = self._decide(link, value)
                 if matches is None:
-                    has_long = True
+                    unjudged.append(transformed)
                 elif matches:
                     union.update(matches)
-            found = (frozenset(union) if union else _NONE, has_long)
+            found = (frozenset(union) if union else _NONE, tuple(unjudged))
             if cacheable:
                 shared[(key, values)] = found
         self._union_cache[key] = found
