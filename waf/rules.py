@@ -67,9 +67,6 @@ class RuleSetError(ValueError):
         self.message = message
 
 
-# id(compiled key regex) -> (the regex, kept alive so its id stays its own;
-# key -> whether it matches)
-_KEY_MATCHES: dict[int, tuple[Any, dict[str, bool]]] = {}
 _KEY_MATCHES_MAX = 4096
 
 
@@ -81,23 +78,23 @@ class Selector:
     key: str | None = None
     key_regex: Any = None
     count: bool = False
+    # Argument, cookie, header and TX names repeat from request to request:
+    # a key regex's verdict on each is remembered (bounded; not part of the
+    # selector's identity).
+    verdicts: dict[str, bool] = field(default_factory=dict, compare=False, hash=False,
+                                      repr=False)
 
     def matches_key(self, key: str) -> bool:
         regex = self.key_regex
-        if regex is not None:
-            # Argument, cookie and header names repeat from request to request:
-            # remember each pattern's verdict on them (bounded).
-            cache = _KEY_MATCHES.get(id(regex))
-            if cache is None:
-                cache = _KEY_MATCHES[id(regex)] = (regex, {})
-            verdicts = cache[1]
-            found = verdicts.get(key)
-            if found is None:
-                if len(verdicts) >= _KEY_MATCHES_MAX:
-                    verdicts.clear()
-                found = verdicts[key] = regex.search(key) is not None
-            return found
-        return self.key is None or self.key.lower() == key.lower()
+        if regex is None:
+            return self.key is None or self.key.lower() == key.lower()
+        verdicts = self.verdicts
+        found = verdicts.get(key)
+        if found is None:
+            if len(verdicts) >= _KEY_MATCHES_MAX:
+                verdicts.clear()
+            found = verdicts[key] = regex.search(key) is not None
+        return found
 
     @classmethod
     def from_spec(cls, spec: VariableSpec) -> Selector:
@@ -240,8 +237,9 @@ class ValueCache:
         self.max_value = max_value
         self.transformed: dict[tuple[int, bytes], bytes] = {}
         self.matches: dict[tuple[int, bytes], frozenset[int]] = {}
-        # (chain id, raw value) -> (transformed value, set matches or None)
-        self.decided: dict[tuple[int, bytes], tuple[bytes, frozenset[int] | None]] = {}
+        # (chain id, inverted (~) for multiMatch, raw value) -> each form after the
+        # chain with its set matches or None
+        self.decided: dict[tuple[int, bytes], tuple[tuple[bytes, frozenset[int] | None], ...]] = {}
         # ((selector, chain) pair id, the selector's raw values) -> (union of
         # their set matches, the transformed values the set did not judge)
         self.unions: dict[tuple[int, tuple[bytes, ...]],
@@ -659,14 +657,14 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
             link.rx_set = set_id
             link.rx_index = len(bucket)
             bucket.append(pattern)
-            # multiMatch links test every intermediate value: they use the set
-            # value by value but cannot share per-selector results.
-            link.stable = not link.multi_match and all(
+            link.stable = all(
                 s.collection in STABLE_COLLECTIONS and not s.count
                 for s in (*link.selectors, *link.exclusions))
             if link.stable:
                 chain_id = link.transformations[-1][0] if link.transformations else 0
-                link.entry_keys = tuple(pair_ids.setdefault((sel, chain_id), len(pair_ids) + 1)
+                # multiMatch entries hold every form: their own pair ids.
+                chain_key = ~chain_id if link.multi_match else chain_id
+                link.entry_keys = tuple(pair_ids.setdefault((sel, chain_key), len(pair_ids) + 1)
                                         for sel in link.selectors)
                 link.selector_ids = tuple(selector_ids.setdefault(sel, len(selector_ids) + 1)
                                           for sel in link.selectors)

@@ -23,8 +23,12 @@ from waf.rules import MULTI_MATCH_SET, Rule, RuleSet, Selector, parse_id_ranges
 _DISRUPTIVE_BLOCKING = frozenset({"deny", "drop", "redirect"})
 _NONE: frozenset[int] = frozenset()
 # A selector's values this phase: (key, name, transformed value, set matches
-# or None when too long for the set).
-_SelectorEntry = list[tuple[str, str, bytes, "frozenset[int] | None"]]
+# or None when the set did not judge it, which of the selected values).
+# multiMatch links have one entry per distinct form of each value.
+_SelectorEntry = list[tuple[str, str, bytes, "frozenset[int] | None", int]]
+# A value's forms after a chain (one, or each distinct one for multiMatch),
+# with their set matches or None.
+_Decided = tuple[tuple[bytes, "frozenset[int] | None"], ...]
 # A group's (or one selector's) union of set matches over its transformed
 # values, and the transformed values the set did not judge (too long, tokens).
 _Union = tuple[frozenset[int], tuple[bytes, ...]]
@@ -548,9 +552,9 @@ class Transaction:
                        for key, sel in zip(link.entry_keys, link.selectors, strict=True)]
             removals = self._removals(starter) if self._target_removals else []
             filtered = bool(link.exclusions or removals)
-            values = [(name, tv, m, 0)
-                      for sel, vals in zip(link.selectors, entries, strict=True)
-                      for key, name, tv, m in vals
+            values = [(name, tv, m, si << 32 | vi)
+                      for si, (sel, vals) in enumerate(zip(link.selectors, entries, strict=True))
+                      for key, name, tv, m, vi in vals
                       if not (filtered and self._excluded(link, removals, sel, key))]
         else:
             values = [(name, tv, self._set_matches(set_id, tv)
@@ -627,11 +631,11 @@ class Transaction:
             union: set[int] = set()
             unjudged: list[bytes] = []
             for value in values:
-                transformed, matches = self._decide(link, value)
-                if matches is None:
-                    unjudged.append(transformed)
-                elif matches:
-                    union.update(matches)
+                for transformed, matches in self._decide(link, value):
+                    if matches is None:
+                        unjudged.append(transformed)
+                    elif matches:
+                        union.update(matches)
             found = (frozenset(union) if union else _NONE, tuple(unjudged))
             if cacheable:
                 shared[(key, values)] = found
@@ -645,20 +649,21 @@ class Transaction:
             values = self._values_cache[sel_id] = tuple(v for _, _, v in self._selected(sel))
         return values
 
-    def _decide(self, link: Rule, value: bytes) -> tuple[bytes, frozenset[int] | None]:
-        """``value`` after a stable link's chain, and its set matches (None: too long)."""
+    def _decide(self, link: Rule, value: bytes) -> _Decided:
+        """``value`` after a stable link's chain (every form, for multiMatch), and
+        each form's set matches (None: for the link's own operator to judge)."""
         chain_id = link.transformations[-1][0] if link.transformations else 0
+        key = (~chain_id if link.multi_match else chain_id, value)
         short = len(value) <= self._short
         if short:
-            done = self._decided.get((chain_id, value))
+            done = self._decided.get(key)
             if done is not None:
                 return done
-        transformed = self._transformed(link, value)[0]
-        matches = (self._set_matches(link.rx_set, transformed)
-                   if _for_set(link.rx_set, transformed) else None)
-        done = (transformed, matches)
+        set_id = link.rx_set
+        done = tuple((form, self._set_matches(set_id, form) if _for_set(set_id, form) else None)
+                     for form in self._transformed(link, value))
         if short:
-            self._decided[(chain_id, value)] = done
+            self._decided[key] = done
         return done
 
     def _selector_entry(self, key: int, sel: Selector, link: Rule) -> _SelectorEntry:
@@ -672,10 +677,10 @@ class Transaction:
         entry = self._sel_cache.get(key)
         if entry is not None:
             return entry
-        vals: list[tuple[str, str, bytes, frozenset[int] | None]] = []
-        for item_key, name, value in self._selected(sel):
-            transformed, matches = self._decide(link, value)
-            vals.append((item_key, name, transformed, matches))
+        vals: _SelectorEntry = []
+        for vi, (item_key, name, value) in enumerate(self._selected(sel)):
+            for transformed, matches in self._decide(link, value):
+                vals.append((item_key, name, transformed, matches, vi))
         entry = self._sel_cache[key] = vals
         return entry
 
