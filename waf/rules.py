@@ -173,6 +173,7 @@ class Rule:
     # values and each group's match union under a small int.
     entry_keys: tuple[int, ...] = ()
     selector_ids: tuple[int, ...] = ()
+    decide_key: int = 0  # (chain, set, multiMatch) as a small int
     group_id: int = 0
     # Every selector names one key of a collection and nothing excludes any:
     # (collection, key, "COLLECTION:key") per selector, read without a scan.
@@ -237,7 +238,7 @@ class ValueCache:
         self.max_value = max_value
         self.transformed: dict[tuple[int, bytes], bytes] = {}
         self.matches: dict[tuple[int, bytes], frozenset[int]] = {}
-        # (chain id, inverted (~) for multiMatch, raw value) -> each form after the
+        # (a stable link's decide_key, raw value) -> each form after the
         # chain with its set matches or None
         self.decided: dict[tuple[int, bytes], tuple[tuple[bytes, frozenset[int] | None], ...]] = {}
         # ((selector, chain) pair id, the selector's raw values) -> (union of
@@ -576,8 +577,18 @@ STABLE_COLLECTIONS = frozenset({
     "PATH_INFO",
 })
 
-# The prefilter set of multiMatch links' patterns (see build_prefilters).
+# The prefilter sets besides set 1 (see build_prefilters): multiMatch links'
+# patterns, and those of rules tagged paranoia level 2 or more.
 MULTI_MATCH_SET = 2
+HIGH_PARANOIA_SET = 3
+
+
+def _paranoia_level(rule: Rule) -> int:
+    """The level in a ``paranoia-level/N`` tag (CRS's convention), else 1."""
+    for tag in rule.tags:
+        if tag.startswith("paranoia-level/") and tag[15:].isdigit():
+            return int(tag[15:])
+    return 1
 
 # RE2's memory budget for one prefilter set (its DFA grows with the set).
 _SET_MAX_MEM = 256 << 20
@@ -616,6 +627,7 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
 
     patterns: dict[int, list[bytes]] = {}
     pair_ids: dict[tuple[Selector, int], int] = {}
+    decide_keys: dict[tuple[int, int, bool], int] = {}
     selector_ids: dict[Selector, int] = {}
     group_ids: dict[tuple[int, ...], int] = {}
     for rule in rules:
@@ -645,14 +657,21 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
                 link.rx_confirm = True
             else:
                 continue
-            # One set for every pattern: a value that several transformation
-            # chains leave unchanged (most benign values) is matched once.
+            # Few sets, each shared by many rules: a value that several
+            # transformation chains leave unchanged (most benign values) is
+            # matched once per set. Rules CRS tags for paranoia level 2 and up
+            # get a set of their own: at level 1 (the default) nothing reaches
+            # them, and the level-1 set alone costs a third of the whole on a
+            # new value (its lazy DFA has fewer patterns to build states for).
             # multiMatch links test every intermediate form, and decoders
             # (base64Decode above all) turn benign text into binary noise on
-            # which the big set's lazy DFA builds states byte by byte (~300 µs
-            # a value, measured); a set of just the multiMatch patterns takes
-            # such a form in about a microsecond.
-            set_id = MULTI_MATCH_SET if link.multi_match else 1
+            # which the big set builds states byte by byte (~300 µs a value,
+            # measured); a set of just the multiMatch patterns takes such a
+            # form in about a microsecond.
+            if link.multi_match:
+                set_id = MULTI_MATCH_SET
+            else:
+                set_id = HIGH_PARANOIA_SET if _paranoia_level(rule) >= 2 else 1
             bucket = patterns.setdefault(set_id, [])
             link.rx_set = set_id
             link.rx_index = len(bucket)
@@ -662,10 +681,13 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
                 for s in (*link.selectors, *link.exclusions))
             if link.stable:
                 chain_id = link.transformations[-1][0] if link.transformations else 0
-                # multiMatch entries hold every form: their own pair ids.
-                chain_key = ~chain_id if link.multi_match else chain_id
-                link.entry_keys = tuple(pair_ids.setdefault((sel, chain_key), len(pair_ids) + 1)
-                                        for sel in link.selectors)
+                # What a value decides to depends on the chain, the set, and
+                # whether every form counts (multiMatch).
+                link.decide_key = decide_keys.setdefault((chain_id, set_id, link.multi_match),
+                                                         len(decide_keys) + 1)
+                link.entry_keys = tuple(
+                    pair_ids.setdefault((sel, link.decide_key), len(pair_ids) + 1)
+                    for sel in link.selectors)
                 link.selector_ids = tuple(selector_ids.setdefault(sel, len(selector_ids) + 1)
                                           for sel in link.selectors)
                 link.group_id = group_ids.setdefault(link.entry_keys, len(group_ids) + 1)

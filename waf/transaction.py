@@ -630,8 +630,10 @@ class Transaction:
         if found is None:
             union: set[int] = set()
             unjudged: list[bytes] = []
+            decided, decide_key, short = self._decided, link.decide_key, self._short
             for value in values:
-                for transformed, matches in self._decide(link, value):
+                done = decided.get((decide_key, value)) if len(value) <= short else None
+                for transformed, matches in done or self._decide(link, value):
                     if matches is None:
                         unjudged.append(transformed)
                     elif matches:
@@ -652,8 +654,7 @@ class Transaction:
     def _decide(self, link: Rule, value: bytes) -> _Decided:
         """``value`` after a stable link's chain (every form, for multiMatch), and
         each form's set matches (None: for the link's own operator to judge)."""
-        chain_id = link.transformations[-1][0] if link.transformations else 0
-        key = (~chain_id if link.multi_match else chain_id, value)
+        key = (link.decide_key, value)
         short = len(value) <= self._short
         if short:
             done = self._decided.get(key)
