@@ -8,6 +8,7 @@ walks the per-phase lists and evaluates.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -231,7 +232,8 @@ class ValueCache:
     (values an attacker makes unique only cost what they would without it).
     """
 
-    __slots__ = ("decided", "matches", "max_entries", "max_value", "transformed", "unions")
+    __slots__ = ("decided", "matches", "max_entries", "max_value", "plans", "transformed",
+                 "unions")
 
     def __init__(self, max_entries: int = 32_768, max_value: int = 512) -> None:
         self.max_entries = max_entries
@@ -245,12 +247,17 @@ class ValueCache:
         # their set matches, the transformed values the set did not judge)
         self.unions: dict[tuple[int, tuple[bytes, ...]],
                           tuple[frozenset[int], tuple[bytes, ...]]] = {}
+        # (SelectorPlan id, raw value) -> (union of its set matches through
+        # every chain of the plan, some form the set did not judge)
+        self.plans: dict[tuple[int, bytes], tuple[frozenset[int], bool]] = {}
 
     def trim(self) -> None:
         if len(self.decided) > self.max_entries:
             self.decided.clear()
         if len(self.unions) > self.max_entries:
             self.unions.clear()
+        if len(self.plans) > self.max_entries:
+            self.plans.clear()
 
         if len(self.transformed) > self.max_entries:
             self.transformed.clear()
@@ -267,6 +274,8 @@ class RuleSet:
     by_id: dict[int, Rule]
     # set id -> an re2.Set of every @rx pattern applied after one transformation chain
     prefilters: dict[int, Any] = field(default_factory=dict)
+    # set id -> the selectors (and chains) its stable links read
+    set_plans: dict[int, tuple[SelectorPlan, ...]] = field(default_factory=dict)
     values: ValueCache = field(default_factory=ValueCache)
     # Per phase, per position in phase_rules: where the loop resumes when the
     # rule there matches with skipAfter (just past the first marker of that
@@ -346,7 +355,7 @@ class Compiler:
             else:
                 phase_rules[rule.phase].append(rule)
         return RuleSet(self.rules, self.settings, phase_rules, dict(self.default_disruptive),
-                       dict(self._ids), build_prefilters(self.rules))
+                       dict(self._ids), *build_prefilters(self.rules))
 
     # ------------------------------------------------------------ directives
 
@@ -590,6 +599,23 @@ def _paranoia_level(rule: Rule) -> int:
             return int(tag[15:])
     return 1
 
+
+@dataclass(frozen=True, slots=True)
+class SelectorPlan:
+    """What one prefilter set needs from one selector stable links read.
+
+    A phase first matches every value these plans name, through each chain
+    (``links``: one link per decide key), into one union per set: a rule
+    whose pattern is not in it cannot match anywhere, and is skipped before
+    its own selectors' union is worked out.
+    """
+
+    plan_id: int  # key of the shared per-value results (ValueCache.plans)
+    selector_id: int
+    selector: Selector
+    links: tuple[Rule, ...]
+
+
 # RE2's memory budget for one prefilter set (its DFA grows with the set).
 _SET_MAX_MEM = 256 << 20
 
@@ -609,7 +635,8 @@ def _escape_literal(phrase: bytes) -> bytes:
                     for c in phrase)
 
 
-def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
+def build_prefilters(rules: list[Rule]) -> tuple[dict[int, Any],
+                                                 dict[int, tuple[SelectorPlan, ...]]]:
     """One re2.Set over every @rx pattern of the rule set.
 
     Per request, each distinct (transformed) value is matched once against all
@@ -628,6 +655,8 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
     patterns: dict[int, list[bytes]] = {}
     pair_ids: dict[tuple[Selector, int], int] = {}
     decide_keys: dict[tuple[int, int, bool], int] = {}
+    # set id -> selector id -> (the selector, decide key -> a link with that key)
+    plans: dict[int, dict[int, tuple[Selector, dict[int, Rule]]]] = {}
     selector_ids: dict[Selector, int] = {}
     group_ids: dict[tuple[int, ...], int] = {}
     for rule in rules:
@@ -691,6 +720,9 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
                 link.selector_ids = tuple(selector_ids.setdefault(sel, len(selector_ids) + 1)
                                           for sel in link.selectors)
                 link.group_id = group_ids.setdefault(link.entry_keys, len(group_ids) + 1)
+                for sel, sel_id in zip(link.selectors, link.selector_ids, strict=True):
+                    by_key = plans.setdefault(set_id, {}).setdefault(sel_id, (sel, {}))[1]
+                    by_key.setdefault(link.decide_key, link)
     sets: dict[int, Any] = {}
     for set_id, bucket in patterns.items():
         options = regex_options()
@@ -700,7 +732,11 @@ def build_prefilters(rules: list[Rule]) -> dict[int, Any]:
             rx_set.Add(pattern)
         rx_set.Compile()
         sets[set_id] = rx_set
-    return sets
+    plan_ids = itertools.count(1)
+    set_plans = {set_id: tuple(SelectorPlan(next(plan_ids), sel_id, sel, tuple(by_key.values()))
+                               for sel_id, (sel, by_key) in by_sel.items())
+                 for set_id, by_sel in plans.items()}
+    return sets, set_plans
 
 
 def _phase_of(actions: list[ActionSpec]) -> int:

@@ -177,6 +177,10 @@ class Transaction:
         self._values_cache: dict[int, tuple[bytes, ...]] = {}
         # group id -> (union of its selectors' set matches, some value too long for the set)
         self._group_cache: dict[int, _Union] = {}
+        # set id -> (union of its stable links' set matches over all they read
+        # this phase, some value the set did not judge)
+        self._set_unions: dict[int, tuple[frozenset[int], bool]] = {}
+        self._plan_results = shared.plans
         self._current_rule: Rule | None = None
         self.xml: Any = None
 
@@ -416,8 +420,10 @@ class Transaction:
         self._union_cache.clear()
         self._values_cache.clear()
         self._group_cache.clear()
+        self._set_unions.clear()
         skip = 0
         groups = self._group_cache
+        set_unions = self._set_unions
         tx_data = self.tx.data
         rules = self.ruleset.phase_rules[phase]
         resume_after = self.ruleset.resume_after[phase]
@@ -438,6 +444,11 @@ class Transaction:
             # the values its selectors hold this phase, and a TX guard whose
             # comparison fails.
             if rule.group_id and not rule.negated:
+                # First the union over everything the rule's set reads this
+                # phase, then the rule's own selectors' union.
+                coarse = set_unions.get(rule.rx_set) or self._set_union(rule.rx_set)
+                if rule.rx_index not in coarse[0] and not coarse[1]:
+                    continue
                 group = groups.get(rule.group_id) or self._group(rule)
                 if rule.rx_index not in group[0] and (
                         not group[1] or not self._may_match(rule, group[1])):
@@ -583,6 +594,33 @@ class Transaction:
             self._record_match(name, transformed)
             self._run_actions(link)
         return matched
+
+    def _set_union(self, set_id: int) -> tuple[frozenset[int], bool]:
+        """What every stable link on set ``set_id`` could match this phase (a superset)."""
+        union: set[int] = set()
+        unjudged = False
+        shared, short = self._plan_results, self._short
+        for plan in self.ruleset.set_plans.get(set_id, ()):
+            for value in self._selected_values(plan.selector_id, plan.selector):
+                key = (plan.plan_id, value)
+                done = shared.get(key) if len(value) <= short else None
+                if done is None:
+                    matched: set[int] = set()
+                    others = False
+                    for link in plan.links:
+                        for _, matches in self._decide(link, value):
+                            if matches is None:
+                                others = True
+                            elif matches:
+                                matched.update(matches)
+                    done = (frozenset(matched) if matched else _NONE, others)
+                    if len(value) <= short:
+                        shared[key] = done
+                if done[0]:
+                    union.update(done[0])
+                unjudged = unjudged or done[1]
+        found = self._set_unions[set_id] = (frozenset(union) if union else _NONE, unjudged)
+        return found
 
     def _group(self, link: Rule) -> _Union:
         """The union of set matches over a stable link's selectors (cached per phase)."""
