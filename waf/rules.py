@@ -274,8 +274,8 @@ class RuleSet:
     by_id: dict[int, Rule]
     # set id -> an re2.Set of every @rx pattern applied after one transformation chain
     prefilters: dict[int, Any] = field(default_factory=dict)
-    # set id -> the selectors (and chains) its stable links read
-    set_plans: dict[int, tuple[SelectorPlan, ...]] = field(default_factory=dict)
+    # (set id, phase) -> the selectors (and chains) the phase's stable links on the set read
+    set_plans: dict[tuple[int, int], tuple[SelectorPlan, ...]] = field(default_factory=dict)
     values: ValueCache = field(default_factory=ValueCache)
     # Per phase, per position in phase_rules: where the loop resumes when the
     # rule there matches with skipAfter (just past the first marker of that
@@ -636,7 +636,7 @@ def _escape_literal(phrase: bytes) -> bytes:
 
 
 def build_prefilters(rules: list[Rule]) -> tuple[dict[int, Any],
-                                                 dict[int, tuple[SelectorPlan, ...]]]:
+                                                 dict[tuple[int, int], tuple[SelectorPlan, ...]]]:
     """One re2.Set over every @rx pattern of the rule set.
 
     Per request, each distinct (transformed) value is matched once against all
@@ -655,8 +655,8 @@ def build_prefilters(rules: list[Rule]) -> tuple[dict[int, Any],
     patterns: dict[int, list[bytes]] = {}
     pair_ids: dict[tuple[Selector, int], int] = {}
     decide_keys: dict[tuple[int, int, bool], int] = {}
-    # set id -> selector id -> (the selector, decide key -> a link with that key)
-    plans: dict[int, dict[int, tuple[Selector, dict[int, Rule]]]] = {}
+    # (set id, phase) -> selector id -> (the selector, decide key -> a link with that key)
+    plans: dict[tuple[int, int], dict[int, tuple[Selector, dict[int, Rule]]]] = {}
     selector_ids: dict[Selector, int] = {}
     group_ids: dict[tuple[int, ...], int] = {}
     for rule in rules:
@@ -721,7 +721,8 @@ def build_prefilters(rules: list[Rule]) -> tuple[dict[int, Any],
                                           for sel in link.selectors)
                 link.group_id = group_ids.setdefault(link.entry_keys, len(group_ids) + 1)
                 for sel, sel_id in zip(link.selectors, link.selector_ids, strict=True):
-                    by_key = plans.setdefault(set_id, {}).setdefault(sel_id, (sel, {}))[1]
+                    by_sel = plans.setdefault((set_id, rule.phase), {})
+                    by_key = by_sel.setdefault(sel_id, (sel, {}))[1]
                     by_key.setdefault(link.decide_key, link)
     sets: dict[int, Any] = {}
     for set_id, bucket in patterns.items():
@@ -733,9 +734,9 @@ def build_prefilters(rules: list[Rule]) -> tuple[dict[int, Any],
         rx_set.Compile()
         sets[set_id] = rx_set
     plan_ids = itertools.count(1)
-    set_plans = {set_id: tuple(SelectorPlan(next(plan_ids), sel_id, sel, tuple(by_key.values()))
-                               for sel_id, (sel, by_key) in by_sel.items())
-                 for set_id, by_sel in plans.items()}
+    set_plans = {key: tuple(SelectorPlan(next(plan_ids), sel_id, sel, tuple(by_key.values()))
+                            for sel_id, (sel, by_key) in by_sel.items())
+                 for key, by_sel in plans.items()}
     return sets, set_plans
 
 

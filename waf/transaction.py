@@ -421,6 +421,7 @@ class Transaction:
         self._values_cache.clear()
         self._group_cache.clear()
         self._set_unions.clear()
+        self._phase = phase
         skip = 0
         groups = self._group_cache
         set_unions = self._set_unions
@@ -489,6 +490,7 @@ class Transaction:
         return self.interruption
 
     _allow_phase = False
+    _phase = 0
 
     def _is_removed(self, rule: Rule) -> bool:
         rid = rule.id
@@ -596,11 +598,11 @@ class Transaction:
         return matched
 
     def _set_union(self, set_id: int) -> tuple[frozenset[int], bool]:
-        """What every stable link on set ``set_id`` could match this phase (a superset)."""
+        """What every stable link of this phase on set ``set_id`` could match (a superset)."""
         union: set[int] = set()
         unjudged = False
         shared, short = self._plan_results, self._short
-        for plan in self.ruleset.set_plans.get(set_id, ()):
+        for plan in self.ruleset.set_plans.get((set_id, self._phase), ()):
             for value in self._selected_values(plan.selector_id, plan.selector):
                 key = (plan.plan_id, value)
                 done = shared.get(key) if len(value) <= short else None
