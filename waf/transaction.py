@@ -21,6 +21,7 @@ from waf.operators.numeric_compare import parse_int
 from waf.rules import MULTI_MATCH_SET, Rule, RuleSet, Selector, parse_id_ranges
 
 _DISRUPTIVE_BLOCKING = frozenset({"deny", "drop", "redirect"})
+_CAPTURE_KEYS = tuple(str(i) for i in range(10))  # TX:0 to TX:9
 _NONE: frozenset[int] = frozenset()
 # A selector's values this phase: (key, name, transformed value, set matches
 # or None when the set did not judge it, which of the selected values).
@@ -77,16 +78,13 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
 
+_ATOI = re.compile(r"\s*([+-]?[0-9]+)")
+
+
 def _int_prefix(value: str) -> int:
     """ModSecurity's atoi: leading sign and digits, anything else is 0."""
-    value = value.strip()
-    end = 1 if value[:1] in "+-" else 0
-    while end < len(value) and value[end].isdigit():
-        end += 1
-    try:
-        return int(value[:end])
-    except ValueError:
-        return 0
+    match = _ATOI.match(value)
+    return int(match.group(1)) if match else 0
 
 
 @dataclass(frozen=True)
@@ -945,15 +943,16 @@ class Transaction:
     # -------------------------------------------- what actions and macros use
 
     def set_captures(self, groups: Sequence[bytes]) -> None:
-        for i in range(10):
+        data = self.tx.data
+        for i, key in enumerate(_CAPTURE_KEYS):
             if i < len(groups):
-                self.tx.set(str(i), groups[i])
+                data[key] = groups[i]
             else:
-                self.tx.remove(str(i))
+                data.pop(key, None)
 
     def macro_value(self, collection: str, key: str | None) -> str:
         if collection == "TX":
-            value = self.tx.first(key or "")
+            value = self.tx.data.get(key or "")  # macro keys are lower-cased when compiled
             return _text(value) if value is not None else ""
         if collection == "MATCHED_VAR":
             return _text(self.matched_var.value or b"")
