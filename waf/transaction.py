@@ -559,14 +559,18 @@ class Transaction:
                 group = self._group(link)
             if not negated and not group[1] and index not in group[0]:
                 return False
-            entries = [self._selector_entry(key, sel, link)
-                       for key, sel in zip(link.entry_keys, link.selectors, strict=True)]
             removals = self._removals(starter) if self._target_removals else []
             filtered = bool(link.exclusions or removals)
-            values = [(name, tv, m, si << 32 | vi)
-                      for si, (sel, vals) in enumerate(zip(link.selectors, entries, strict=True))
-                      for key, name, tv, m, vi in vals
-                      if not (filtered and self._excluded(link, removals, sel, key))]
+            values = []
+            for si, (key, sel) in enumerate(zip(link.entry_keys, link.selectors, strict=True)):
+                for item_key, name, tv, m, vi in self._selector_entry(key, sel, link):
+                    # A value the set judged without this pattern cannot match
+                    # (for a phrase list the set's verdict is a superset).
+                    if m is not None and not negated and index not in m:
+                        continue
+                    if filtered and self._excluded(link, removals, sel, item_key):
+                        continue
+                    values.append((name, tv, m, si << 32 | vi))
         else:
             values = [(name, tv, self._set_matches(set_id, tv)
                        if _for_set(set_id, tv) else None, i)
