@@ -179,9 +179,10 @@ class Rule:
     # Every selector names one key of a collection and nothing excludes any:
     # (collection, key, "COLLECTION:key") per selector, read without a scan.
     simple_targets: tuple[tuple[str, str, str], ...] | None = None
-    # A lone rule comparing one TX variable (or its count) with a constant
-    # number, as CRS's paranoia-level and setup guards do: the rule loop
-    # decides it without evaluating.
+    # A rule (or chain starter) comparing one TX variable (or its count) with
+    # a constant number, as CRS's paranoia-level and setup guards do: the
+    # rule loop sees a miss without evaluating, and settles a match of a
+    # lone rule itself.
     tx_guard: TxGuard | None = None
 
     @property
@@ -668,7 +669,7 @@ def build_prefilters(rules: list[Rule]) -> tuple[dict[int, Any],
                                             for s in link.selectors if s.key is not None)
             op = link.operator
             sel = link.selectors[0] if len(link.selectors) == 1 else None
-            if (link is rule and link.chain is None and not link.transformations
+            if (link is rule and not link.transformations
                     and not link.exclusions and sel is not None and sel.collection == "TX"
                     and sel.key is not None and sel.key_regex is None
                     and isinstance(op, NumericCompare) and op.constant is not None):

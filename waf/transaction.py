@@ -462,8 +462,9 @@ class Transaction:
                     continue
                 if guard.compare(parse_int(raw), guard.constant) == rule.negated:
                     continue
-                if self._target_removals and self._removals(rule):
-                    matched = self._evaluate(rule)  # ctl may have taken the target away
+                if rule.chain is not None or (self._target_removals and self._removals(rule)):
+                    # The chain decides the rest; or ctl may have taken the target away.
+                    matched = self._evaluate(rule)
                 else:
                     # What _evaluate does for a one-value, one-link match.
                     self._start_rule(rule)
