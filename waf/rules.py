@@ -273,7 +273,7 @@ class RuleSet:
     phase_rules: dict[int, list[Rule]]
     default_disruptive: dict[int, str]
     by_id: dict[int, Rule]
-    # set id -> an re2.Set of every @rx pattern applied after one transformation chain
+    # set id -> an re2.Set of @rx patterns and @pm phrase lists (build_prefilters)
     prefilters: dict[int, Any] = field(default_factory=dict)
     # (set id, phase) -> the selectors (and chains) the phase's stable links on the set read
     set_plans: dict[tuple[int, int], tuple[SelectorPlan, ...]] = field(default_factory=dict)
@@ -638,13 +638,15 @@ def _escape_literal(phrase: bytes) -> bytes:
 
 def build_prefilters(rules: list[Rule]) -> tuple[dict[int, Any],
                                                  dict[tuple[int, int], tuple[SelectorPlan, ...]]]:
-    """One re2.Set over every @rx pattern of the rule set.
+    """The re2.Sets over the rule set's @rx patterns and @pm lists, and each set's plans.
 
-    Per request, each distinct (transformed) value is matched once against all
-    the patterns, and a rule learns whether its pattern matched from a set
-    lookup; the selectors a rule names carry the union of their values'
-    matches, so a rule whose pattern matched none of them is decided without
-    a loop.
+    Set 1 holds level-1 (and untagged) rules' patterns, HIGH_PARANOIA_SET
+    those of rules tagged paranoia level 2 and up, MULTI_MATCH_SET those of
+    multiMatch links. Per request, each distinct transformed value is matched
+    once per set, and a rule learns whether its pattern matched from set
+    lookups: first against the union of everything its set's rules read this
+    phase (the plans), then against its own selectors' union; only a rule
+    whose pattern is in both is evaluated. Also marks TX guards.
     """
     import re2
 

@@ -168,12 +168,12 @@ class Transaction:
         self._set_cache_long: dict[tuple[int, bytes], frozenset[int]] = {}
         self._items_cache: dict[str, list[tuple[str, str, bytes]]] = {}
         self._sel_cache: dict[int, _SelectorEntry] = {}
-        # (selector, chain) pair -> (union of its values' set matches, a value too long)
+        # (selector, chain) pair -> its _Union this phase
         self._union_cache: dict[int, _Union] = {}
         self._unions = shared.unions
         # selector id -> its raw values this phase
         self._values_cache: dict[int, tuple[bytes, ...]] = {}
-        # group id -> (union of its selectors' set matches, some value too long for the set)
+        # group id -> the _Union over its (selector, chain) pairs this phase
         self._group_cache: dict[int, _Union] = {}
         # set id -> (union of its stable links' set matches over all they read
         # this phase, some value the set did not judge)
@@ -716,7 +716,7 @@ class Transaction:
         Built once per phase for every (selector, transformation chain) pair
         (``key``, from rules.build_prefilters) whose rules may match;
         exclusions are applied afterwards, per rule. Set matches are cached
-        by value alone: one set holds every pattern, whatever chain produced it.
+        by (set, value): a set holds the patterns of many chains.
         """
         entry = self._sel_cache.get(key)
         if entry is not None:
