@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,12 +194,11 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class TxGuard:
-    """``TX:key`` or ``&TX:key``, untransformed, compared with a constant number."""
+    """``TX:key`` or ``&TX:key``, untransformed, compared with a number (or a macro)."""
 
     key: str  # lower-cased, as TX stores it
     count: bool
-    compare: Callable[[int, int], bool]
-    constant: int
+    operator: Any  # a NumericCompare
     name: str  # as MATCHED_VAR_NAME reports it: "TX:key" or "&TX:key"
 
 
@@ -674,8 +672,8 @@ def build_prefilters(rules: list[Rule]) -> tuple[dict[int, Any],
             if (link is rule and not link.transformations
                     and not link.exclusions and sel is not None and sel.collection == "TX"
                     and sel.key is not None and sel.key_regex is None
-                    and isinstance(op, NumericCompare) and op.constant is not None):
-                link.tx_guard = TxGuard(sel.key.lower(), sel.count, op.compare, op.constant,
+                    and isinstance(op, NumericCompare)):
+                link.tx_guard = TxGuard(sel.key.lower(), sel.count, op,
                                         f"{'&' if sel.count else ''}TX:{sel.key}")
             if link.is_action:
                 continue

@@ -17,7 +17,6 @@ from urllib.parse import unquote_to_bytes
 from waf.actions.variables import SetVar
 from waf.bodyprocessors import BodyResult, parse_json, parse_multipart, parse_urlencoded, parse_xml
 from waf.collections import Concat, MapCollection, Names, Single, TxCollection
-from waf.operators.numeric_compare import parse_int
 from waf.rules import MULTI_MATCH_SET, Rule, RuleSet, Selector, parse_id_ranges
 
 _DISRUPTIVE_BLOCKING = frozenset({"deny", "drop", "redirect"})
@@ -460,7 +459,7 @@ class Transaction:
                     raw = b"0" if raw is None else b"1"
                 elif raw is None:
                     continue
-                if guard.compare(parse_int(raw), guard.constant) == rule.negated:
+                if guard.operator.evaluate(self, raw) == rule.negated:
                     continue
                 if rule.chain is not None or (self._target_removals and self._removals(rule)):
                     # The chain decides the rest; or ctl may have taken the target away.

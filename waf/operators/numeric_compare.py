@@ -19,16 +19,32 @@ _LEADING_INT = re.compile(rb"[ \t\n\v\f\r]*([+-]?)0*([0-9]+)")
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
+# Short inputs' results: rules compare the same few TX values (scores,
+# levels, limits) many times a request. Bounded: emptied when full.
+_PARSED: dict[bytes, int] = {}
+_PARSED_MAX = 4096
+
+
 def parse_int(data: bytes) -> int:
     """``std::stoi`` with its exceptions read as 0."""
+    found = _PARSED.get(data)
+    if found is not None:
+        return found
     match = _LEADING_INT.match(data)
     if match is None:
-        return 0
-    sign, digits = match.groups()
-    if len(digits) > 10:  # beyond any int, and too long for int() to be cheap
-        return 0
-    number = -int(digits) if sign == b"-" else int(digits)
-    return number if _INT_MIN <= number <= _INT_MAX else 0
+        number = 0
+    else:
+        sign, digits = match.groups()
+        if len(digits) > 10:  # beyond any int, and too long for int() to be cheap
+            number = 0
+        else:
+            number = -int(digits) if sign == b"-" else int(digits)
+            number = number if _INT_MIN <= number <= _INT_MAX else 0
+    if len(data) <= 32:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[data] = number
+    return number
 
 
 class NumericCompare:
@@ -42,15 +58,6 @@ class NumericCompare:
             if _LEADING_INT.match(self._argument.constant) is None:
                 raise ValueError(f"@{name} needs an integer or a macro, got {argument!r}")
             self._constant = parse_int(self._argument.constant)
-
-    @property
-    def constant(self) -> int | None:
-        """The argument as a number, or None when it holds macros."""
-        return self._constant
-
-    @property
-    def compare(self) -> Callable[[int, int], bool]:
-        return self._compare
 
     def evaluate(self, tx: OperatorTx, value: bytes) -> bool:
         target = self._constant
