@@ -49,6 +49,12 @@ _SET_MAX_VALUE = 4096
 # order numbers stay with the set, which is far cheaper for them. Plain
 # character-class searches, linear in the value.
 _TOKEN_RUN_MIN = 20
+# What one transaction may spend in the sets (CPU seconds; a benign request
+# spends well under a millisecond), and the probe of long values: their first
+# _PROBE bytes must cost under 0.5 µs a byte.
+_SET_BUDGET_S = 0.004
+_PROBE_OVER, _PROBE = 256, 128
+_PROBE_MAX_S = _PROBE * 0.5e-6
 _WORD_RUN = re.compile(rb"[A-Za-z0-9_\-]{%d,}" % _TOKEN_RUN_MIN)
 _DIGIT, _NON_HEX_LETTER = re.compile(rb"[0-9]"), re.compile(rb"[g-zG-Z]")
 
@@ -178,6 +184,9 @@ class Transaction:
         # this phase, some value the set did not judge)
         self._set_unions: dict[int, tuple[frozenset[int], bool]] = {}
         self._plan_results = shared.plans
+        # Time spent in the sets, and whether a verdict depended on it.
+        self._set_spent = 0.0
+        self._timed_out = False
         self._current_rule: Rule | None = None
         self.xml: Any = None
 
@@ -572,8 +581,7 @@ class Transaction:
                         continue
                     values.append((name, tv, m, si << 32 | vi))
         else:
-            values = [(name, tv, self._set_matches(set_id, tv)
-                       if _for_set(set_id, tv) else None, i)
+            values = [(name, tv, self._judge(set_id, tv), i)
                       for i, (name, value) in enumerate(self._values(link, starter))
                       for tv in self._transformed(link, value)]
         matched = False
@@ -618,7 +626,7 @@ class Transaction:
                             elif matches:
                                 matched.update(matches)
                     done = (frozenset(matched) if matched else _NONE, others)
-                    if len(value) <= short:
+                    if len(value) <= short and not self._timed_out:
                         shared[key] = done
                 if done[0]:
                     union.update(done[0])
@@ -681,7 +689,7 @@ class Transaction:
                     elif matches:
                         union.update(matches)
             found = (frozenset(union) if union else _NONE, tuple(unjudged))
-            if cacheable:
+            if cacheable and not self._timed_out:
                 shared[(key, values)] = found
         self._union_cache[key] = found
         return found
@@ -703,9 +711,8 @@ class Transaction:
             if done is not None:
                 return done
         set_id = link.rx_set
-        done = tuple((form, self._set_matches(set_id, form) if _for_set(set_id, form) else None)
-                     for form in self._transformed(link, value))
-        if short:
+        done = tuple((form, self._judge(set_id, form)) for form in self._transformed(link, value))
+        if short and not self._timed_out:
             self._decided[key] = done
         return done
 
@@ -745,13 +752,40 @@ class Transaction:
             return items
         return [item for item in items if sel.matches_key(item[0])]
 
-    def _set_matches(self, set_id: int, value: bytes) -> frozenset[int]:
+    def _judge(self, set_id: int, value: bytes) -> frozenset[int] | None:
+        """Set ``set_id``'s matches on ``value``, or None: the rules' own operators judge it.
+
+        The set's lazy DFA costs ~20 µs a byte on input unlike anything it
+        has seen (random tokens, binary, punctuation noise) against well
+        under 1 µs on ordinary text, so the set only takes what it is good
+        at: not tokens or over-long values (_for_set), not a long value
+        whose first bytes already cost too much (a probe), and nothing
+        more once this transaction has spent its set budget. Those verdicts
+        depend on timing, so the transaction then stops sharing its results.
+        """
         key = (set_id, value)
         cache = self._set_cache if len(value) <= self._short else self._set_cache_long
         found = cache.get(key)
-        if found is None:
-            hits = self.ruleset.prefilters[set_id].Match(value)
-            found = cache[key] = frozenset(hits) if hits else _NONE
+        if found is not None:
+            return found
+        if not _for_set(set_id, value):
+            return None
+        if self._set_spent >= _SET_BUDGET_S:
+            self._timed_out = True
+            return None
+        rx_set = self.ruleset.prefilters[set_id]
+        # CPU time of this thread: time spent waiting for a CPU is not the set's.
+        start = time.thread_time()
+        if len(value) > _PROBE_OVER:
+            rx_set.Match(value[:_PROBE])
+            spent = time.thread_time() - start
+            if spent > _PROBE_MAX_S:
+                self._set_spent += spent
+                self._timed_out = True
+                return None
+        hits = rx_set.Match(value)
+        self._set_spent += time.thread_time() - start
+        found = cache[key] = frozenset(hits) if hits else _NONE
         return found
 
     def _run_actions(self, link: Rule) -> None:

