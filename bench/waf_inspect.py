@@ -174,7 +174,7 @@ class BenchRequest:
             (k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers))
 
 
-def _post(key: str, label: str, uri: str, ctype: str, body: bytes) -> BenchRequest:
+def post_request(key: str, label: str, uri: str, ctype: str, body: bytes) -> BenchRequest:
     headers = (*BROWSER_HEADERS, ("Content-Type", ctype), ("Content-Length", str(len(body))))
     return BenchRequest(key, label, "POST", uri, headers, body)
 
@@ -214,14 +214,14 @@ def bench_requests() -> list[BenchRequest]:
     return [
         BenchRequest("get", "GET, 5 args, browser headers", "GET",
                      "/api/v1/products?" + urlencode(get_args), BROWSER_HEADERS),
-        _post("form", f"POST form, 13 fields, {len(form)} B", "/account/contact",
+        post_request("form", f"POST form, 13 fields, {len(form)} B", "/account/contact",
               "application/x-www-form-urlencoded", form),
-        _post("json", f"POST JSON, {len(order)} B", "/api/v1/orders",
+        post_request("json", f"POST JSON, {len(order)} B", "/api/v1/orders",
               "application/json", order),
         BenchRequest("attack", "GET, SQLi + XSS in args", "GET",
                      "/search?" + urlencode(attack_args, quote_via=quote), BROWSER_HEADERS,
                      attack=True),
-        _post("tokens", f"POST form, random tokens, {len(tokens)} B", "/oauth/callback",
+        post_request("tokens", f"POST form, random tokens, {len(tokens)} B", "/oauth/callback",
               "application/x-www-form-urlencoded", tokens),
     ]
 
