@@ -16,10 +16,8 @@ from typing import Any
 
 from common import (
     BROWSER_HEADERS,
-    ENCODINGS,
     Placement,
     case,
-    header_safe,
     in_cookie,
     in_form,
     in_header,
@@ -31,6 +29,7 @@ from common import (
     request,
     write,
 )
+from common import spread as common_spread
 
 PLACES: dict[str, tuple[str, Placement]] = {
     "query": ("query", in_query("file", "/download")),
@@ -50,25 +49,8 @@ ROTATION = ["query", "json", "path", "form", "query-page", "cookie", "xml", "mul
 
 def spread(payloads: Sequence[str], rotation: Sequence[str], per: int,
            encodings: Sequence[str] = ("plain",), start: int = 0) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    k = start
-    for payload in payloads:
-        for enc in encodings:
-            value = ENCODINGS[enc](payload)
-            placed = tries = 0
-            while placed < per and tries < len(rotation):
-                key = rotation[k % len(rotation)]
-                k += 1
-                tries += 1
-                where, build = PLACES[key]
-                if where in ("header", "cookie") and not header_safe(value):
-                    continue
-                if where == "xml" and "\x00" in value:
-                    continue  # XML cannot carry a NUL character
-                out.append(case(build(value), family="lfi", attack=True, desc=payload[:120],
-                                tags=[f"placement:{where}", f"encoding:{enc}"]))
-                placed += 1
-    return out
+    return common_spread(payloads, rotation, per, places=PLACES, family="lfi",
+                         encodings=encodings, start=start)
 
 
 # Relative traversal to a file outside the web root.

@@ -19,10 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common import (
-    ENCODINGS,
     Placement,
-    case,
-    header_safe,
     in_cookie,
     in_form,
     in_header,
@@ -32,6 +29,7 @@ from common import (
     in_xml,
     write,
 )
+from common import spread as common_spread
 
 # Placements named for the corpus tags; the parameters are the ones
 # command-injection targets usually have.
@@ -51,27 +49,8 @@ UNIX_PLACES: dict[str, tuple[str, Placement]] = {
 
 def spread(payloads: Sequence[str], family: str, rotation: Sequence[str], per: int,
            encodings: Sequence[str] = ("plain",), start: int = 0) -> list[dict[str, Any]]:
-    """Each payload in ``per`` placements taken in turn from ``rotation``."""
-    out: list[dict[str, Any]] = []
-    k = start
-    for payload in payloads:
-        for enc in encodings:
-            value = ENCODINGS[enc](payload)
-            placed = 0
-            tries = 0
-            while placed < per and tries < len(rotation):
-                key = rotation[k % len(rotation)]
-                k += 1
-                tries += 1
-                where, build = UNIX_PLACES[key]
-                if where in ("header", "cookie") and not header_safe(value):
-                    continue
-                if where == "xml" and "\x00" in value:
-                    continue  # XML cannot carry a NUL character
-                out.append(case(build(value), family=family, attack=True, desc=payload[:120],
-                                tags=[f"placement:{where}", f"encoding:{enc}"]))
-                placed += 1
-    return out
+    return common_spread(payloads, rotation, per, places=UNIX_PLACES, family=family,
+                         encodings=encodings, start=start)
 
 
 # ------------------------------------------------------------------ unix

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -209,6 +209,32 @@ def cases(payloads: Iterable[str], *, family: str, placements: Sequence[str],
                 out.append({"desc": desc or payload[:120], "tags": tags,
                             "stages": [{"input": stage_input,
                                         "output": {"status": 403 if attack else 200}}]})
+    return out
+
+
+def spread(payloads: Sequence[str], rotation: Sequence[str], per: int, *,
+           places: Mapping[str, tuple[str, Placement]], family: str,
+           encodings: Sequence[str] = ("plain",), start: int = 0) -> list[dict[str, Any]]:
+    """Each payload in ``per`` placements taken in turn from ``rotation`` (keys of ``places``:
+    (placement tag, builder)); headers, cookies and XML skip values they cannot carry."""
+    out: list[dict[str, Any]] = []
+    k = start
+    for payload in payloads:
+        for enc in encodings:
+            value = ENCODINGS[enc](payload)
+            placed = tries = 0
+            while placed < per and tries < len(rotation):
+                key = rotation[k % len(rotation)]
+                k += 1
+                tries += 1
+                where, build = places[key]
+                if where in ("header", "cookie") and not header_safe(value):
+                    continue
+                if where == "xml" and "\x00" in value:
+                    continue  # XML cannot carry a NUL character
+                out.append(case(build(value), family=family, attack=True, desc=payload[:120],
+                                tags=[f"placement:{where}", f"encoding:{enc}"]))
+                placed += 1
     return out
 
 
