@@ -48,7 +48,6 @@ import datetime
 import json
 import math
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -505,19 +504,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--body", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.only:
-        unknown = set(args.only.split(",")) - set(TARGET_KEYS)
-        if unknown:
-            p.error(f"unknown target(s) {sorted(unknown)}; choose from {', '.join(TARGET_KEYS)}")
+    pt.check_only(p, args.only, TARGET_KEYS)
     if args.streams is None:
         args.streams = 20 if args.quick else 100
     if args.warmup is None:
         args.warmup = 3 if args.quick else 10
     if min(args.streams, args.chunks, args.concurrency, args.rounds) < 1 or args.warmup < 0:
         p.error("--streams, --chunks, --concurrency and --rounds must be at least 1")
-    if args.bastion is None:
-        beside = Path(sys.executable).with_name("bastion")
-        args.bastion = str(beside) if beside.exists() else shutil.which("bastion")
+    args.bastion = pt.find_bastion(args.bastion)
     return args
 
 
@@ -532,9 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.bastion:
         print("cannot find the bastion executable (use --bastion)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, pt._raise_on_signal)
-    signal.signal(signal.SIGHUP, pt._raise_on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    pt.exit_on_signals()
     workdir = Path(tempfile.mkdtemp(prefix="bastion-ai-bench-"))
     procs = pt.Processes(workdir)
     bench = StreamingBench(args, procs, workdir)

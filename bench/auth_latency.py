@@ -45,7 +45,6 @@ import math
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -614,10 +613,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--bastion", default=None, help="the bastion executable")
     p.add_argument("--json", type=Path, help="also write the results here as JSON")
     args = p.parse_args(argv)
-    if args.only:
-        unknown = set(args.only.split(",")) - set(TARGET_KEYS)
-        if unknown:
-            p.error(f"unknown target(s) {sorted(unknown)}; choose from {', '.join(TARGET_KEYS)}")
+    pt.check_only(p, args.only, TARGET_KEYS)
     if args.duration is None:
         args.duration = 3.0 if args.quick else 10.0
     if args.warmup is None:
@@ -628,9 +624,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.rounds = 1 if args.quick else 3
     if args.rounds < 1 or args.connections < 1 or args.nocache_connections < 1:
         p.error("--rounds and the connection counts must be at least 1")
-    if args.bastion is None:
-        beside = Path(sys.executable).with_name("bastion")
-        args.bastion = str(beside) if beside.exists() else shutil.which("bastion")
+    args.bastion = pt.find_bastion(args.bastion)
     return args
 
 
@@ -642,9 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not shutil.which("wrk"):
         print("this benchmark needs wrk (with Lua): apt-get install wrk", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, pt._raise_on_signal)
-    signal.signal(signal.SIGHUP, pt._raise_on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    pt.exit_on_signals()
     workdir = Path(tempfile.mkdtemp(prefix="bastion-auth-bench-"))
     procs = pt.Processes(workdir)
     started = datetime.datetime.now(datetime.UTC)

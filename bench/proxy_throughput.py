@@ -842,24 +842,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--header", action="append", default=[], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.only:
-        unknown = set(args.only.split(",")) - set(TARGET_KEYS)
-        if unknown:
-            p.error(f"unknown target(s) {sorted(unknown)}; choose from {', '.join(TARGET_KEYS)}")
+    check_only(p, args.only, TARGET_KEYS)
     if args.rounds < 1 or args.connections < 1:
         p.error("--rounds and --connections must be at least 1")
     if args.duration is None:
         args.duration = 3.0 if args.quick else 10.0
     if args.warmup is None:
         args.warmup = 1.0 if args.quick else 2.0
-    if args.bastion is None:
-        beside = Path(sys.executable).with_name("bastion")
-        args.bastion = str(beside) if beside.exists() else shutil.which("bastion")
+    args.bastion = find_bastion(args.bastion)
     return args
 
 
 def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
+
+
+def exit_on_signals() -> None:
+    """SIGTERM and SIGHUP end the run as SystemExit (so cleanup runs); Ctrl-C as usual."""
+    signal.signal(signal.SIGTERM, _raise_on_signal)
+    signal.signal(signal.SIGHUP, _raise_on_signal)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def check_only(p: argparse.ArgumentParser, only: str | None, keys: Sequence[str]) -> None:
+    """``--only`` names known targets, or the parser exits with the list."""
+    if only:
+        unknown = set(only.split(",")) - set(keys)
+        if unknown:
+            p.error(f"unknown target(s) {sorted(unknown)}; choose from {', '.join(keys)}")
+
+
+def find_bastion(given: str | None) -> str | None:
+    """``--bastion``, else the executable beside this Python, else on PATH."""
+    if given is not None:
+        return given
+    beside = Path(sys.executable).with_name("bastion")
+    return str(beside) if beside.exists() else shutil.which("bastion")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -877,9 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("cannot find the bastion executable (use --bastion)", file=sys.stderr)
         return 2
 
-    signal.signal(signal.SIGTERM, _raise_on_signal)
-    signal.signal(signal.SIGHUP, _raise_on_signal)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    exit_on_signals()
     workdir = Path(tempfile.mkdtemp(prefix="bastion-bench-"))
     procs = Processes(workdir)
     bench = Bench(args, procs, workdir)

@@ -38,7 +38,6 @@ import argparse
 import datetime
 import json
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -47,7 +46,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import proxy_throughput as pt
@@ -317,24 +315,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="store.timeout_ms for the on and on-3rules targets (default 1000)")
     p.add_argument("--bastion", default=None, help="the bastion executable")
     args = p.parse_args(argv)
-    if args.only:
-        unknown = set(args.only.split(",")) - set(TARGETS)
-        if unknown:
-            p.error(f"unknown target(s) {sorted(unknown)}; choose from {', '.join(TARGETS)}")
+    pt.check_only(p, args.only, TARGETS)
     if args.rounds < 1 or args.connections < 1:
         p.error("--rounds and --connections must be at least 1")
     if args.duration is None:
         args.duration = 3.0 if args.quick else 10.0
     if args.warmup is None:
         args.warmup = 1.0 if args.quick else 2.0
-    if args.bastion is None:
-        beside = Path(sys.executable).with_name("bastion")
-        args.bastion = str(beside) if beside.exists() else shutil.which("bastion")
+    args.bastion = pt.find_bastion(args.bastion)
     return args
-
-
-def _raise_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -342,8 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.bastion:
         print("cannot find the bastion executable (use --bastion)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _raise_on_signal)
-    signal.signal(signal.SIGHUP, _raise_on_signal)
+    pt.exit_on_signals()
     workdir = Path(tempfile.mkdtemp(prefix="bastion-rl-bench-"))
     procs = pt.Processes(workdir)
     bench = RateLimitBench(args, procs, workdir)

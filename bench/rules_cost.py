@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import proxy_throughput as pt
 import waf_inspect as wi
 
 from proxy.worker import settle_gc
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engines: list[wi.BastionEngine] = [RulesEngine(args.paranoia),
                                        CrsEngine(args.crs, args.paranoia)]
     requests = wi.bench_requests()
-    print(f"# rule-set cost, paranoia {args.paranoia}; {wi.pt.machine_description()}")
+    print(f"# rule-set cost, paranoia {args.paranoia}; {pt.machine_description()}")
     for e in engines:
         print(f"# {e.name}: {e.rule_count} rules, loaded in {e.load_seconds:.2f} s CPU")
     for req in requests:

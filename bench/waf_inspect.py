@@ -53,7 +53,6 @@ import os
 import pstats
 import random
 import shutil
-import signal
 import statistics
 import string
 import sys
@@ -621,9 +620,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.crs is None:
         env = os.environ.get("BASTION_CRS")
         args.crs = Path(env) if env else DEFAULT_CRS
-    if args.bastion is None:
-        beside = Path(sys.executable).with_name("bastion")
-        args.bastion = str(beside) if beside.exists() else shutil.which("bastion")
+    args.bastion = pt.find_bastion(args.bastion)
     return args
 
 
@@ -637,8 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.gateway and not args.bastion:
         print("cannot find the bastion executable (use --bastion)", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, pt._raise_on_signal)
-    signal.signal(signal.SIGHUP, pt._raise_on_signal)
+    pt.exit_on_signals()
 
     started = datetime.datetime.now(datetime.UTC)
     print(f"# WAF inspection in-process, {started:%Y-%m-%d %H:%M} UTC; "
